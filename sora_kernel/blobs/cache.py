@@ -1,0 +1,94 @@
+"""A size-bounded LRU cache of blobs on local disk, for remote backends such as S3."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+
+class BlobCache:
+    """Keeps recently read blobs as files under ``root``, evicting least recently used ones
+    when the total exceeds ``max_bytes``; objects over ``max_object`` are never cached."""
+
+    def __init__(
+        self, root: Path, max_bytes: int, *, max_object: int = 5 * 1024 * 1024,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        self.root = root
+        self.max_bytes = max_bytes
+        self.max_object = max_object
+        self._entries: OrderedDict[str, int] = OrderedDict()
+        self._size = 0
+        self._lock = threading.Lock()
+        root.mkdir(parents=True, exist_ok=True)
+        self.hits = Counter("sora_blob_cache_hits", "Blob cache hits", registry=registry)
+        self.misses = Counter("sora_blob_cache_misses", "Blob cache misses", registry=registry)
+        self.bytes = Gauge("sora_blob_cache_bytes", "Bytes held by the blob cache", registry=registry)
+        self._load()
+
+    def _key(self, account_id: int, content_hash: bytes) -> str:
+        return f"{account_id}-{content_hash.hex()}"
+
+    def _load(self) -> None:
+        files = sorted(self.root.glob("*-*"), key=lambda p: p.stat().st_atime)
+        for path in files:
+            size = path.stat().st_size
+            self._entries[path.name] = size
+            self._size += size
+        self._evict()
+
+    def get(self, account_id: int, content_hash: bytes) -> bytes | None:
+        """The cached bytes, or None (a miss)."""
+        key = self._key(account_id, content_hash)
+        with self._lock:
+            present = key in self._entries
+            if present:
+                self._entries.move_to_end(key)
+        if not present:
+            self.misses.inc()
+            return None
+        try:
+            data = (self.root / key).read_bytes()
+        except FileNotFoundError:
+            with self._lock:
+                self._size -= self._entries.pop(key, 0)
+            self.misses.inc()
+            return None
+        self.hits.inc()
+        return data
+
+    def put(self, account_id: int, content_hash: bytes, data: bytes) -> None:
+        """Cache bytes (atomically written; no fsync: the cache can always be rebuilt)."""
+        if len(data) > self.max_object or len(data) > self.max_bytes:
+            return
+        key = self._key(account_id, content_hash)
+        with self._lock:
+            if key in self._entries:
+                self._entries.move_to_end(key)
+                return
+        temp = self.root / f".{key}.{os.getpid()}.tmp"
+        temp.write_bytes(data)
+        os.replace(temp, self.root / key)
+        with self._lock:
+            self._entries[key] = len(data)
+            self._size += len(data)
+            self._evict()
+
+    def _evict(self) -> None:
+        while self._size > self.max_bytes and self._entries:
+            key, size = self._entries.popitem(last=False)
+            self._size -= size
+            try:
+                (self.root / key).unlink()
+            except FileNotFoundError:
+                pass
+        self.bytes.set(self._size)
+
+    @property
+    def size(self) -> int:
+        """Bytes currently cached."""
+        return self._size

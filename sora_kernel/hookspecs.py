@@ -1,0 +1,212 @@
+"""Every hook a Sora plugin can implement: the plugin contract.
+
+Hooks are plain pluggy hooks. A hook that does I/O returns an awaitable (define it ``async def``);
+the kernel's facade (:mod:`sora_kernel.plugins`) awaits it. No async hook is ``firstresult``: for
+"who provides X" hooks the facade takes the first non-None result after awaiting, asking plugins in
+reverse registration order (the last enabled plugin first, the kernel's built-in defaults last).
+
+Every hook here is documented in PLUGINS.md; ``tests/test_docs.py`` fails when one is missing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    import ssl
+
+    import typer
+
+    from .interfaces import BlobStore, ConnectionInfo
+    from .kernel import Kernel
+    from .types import (
+        AuthRequest,
+        ConfigSection,
+        Delivery,
+        DeliveryAction,
+        HealthCheck,
+        Migration,
+        OutboundMessage,
+        Principal,
+        Recipient,
+        ServiceSpec,
+    )
+
+hookspec = pluggy.HookspecMarker("sora")
+hookimpl = pluggy.HookimplMarker("sora")
+
+
+# --- lifecycle -------------------------------------------------------------------------------
+
+
+@hookspec
+def sora_config_sections() -> list[ConfigSection]:
+    """Declare this plugin's configuration sections (name, typed settings, defaults).
+
+    Sync. Called once when the configuration is loaded, before ``sora_configure``.
+    """
+
+
+@hookspec
+def sora_configure(kernel: Kernel) -> None:
+    """Validate cross-key configuration and keep a reference to the kernel.
+
+    Sync. Called once after the configuration is loaded; raise ``ConfigError`` to stop start-up.
+    """
+
+
+@hookspec
+def sora_migrations() -> list[Migration]:
+    """Return the folders of numbered SQL migrations this plugin owns.
+
+    Sync. Migrations of the kernel run first, then each enabled plugin's, in config order.
+    """
+
+
+@hookspec
+def sora_services(kernel: Kernel) -> list[ServiceSpec]:
+    """Return long-running services (listeners, workers) to run in the kernel's task group.
+
+    Sync. Called by ``sora serve`` once per worker process. Two services with the same
+    ``protocol`` from different plugins is a start-up error naming both.
+    """
+
+
+@hookspec
+def sora_cli(app: typer.Typer, bench: typer.Typer) -> None:
+    """Add sub-commands to the ``sora`` CLI (``app``) or benchmarks under ``sora bench`` (``bench``).
+
+    Sync. Called when the CLI starts, for enabled plugins only.
+    """
+
+
+@hookspec
+def sora_health_checks(kernel: Kernel) -> list[HealthCheck]:
+    """Return component checks reported by ``sora health`` and the health endpoint. Sync."""
+
+
+# --- auth ------------------------------------------------------------------------------------
+
+
+@hookspec
+def sora_authenticate(kernel: Kernel, request: AuthRequest) -> Awaitable[Principal | None] | None:
+    """Decide a login: return (an awaitable of) a Principal, or None to let the next plugin decide.
+
+    Async-capable. The kernel's default implementation checks the database credentials and runs
+    last; a plugin (LDAP, OAuth, remote lookup) that answers first wins.
+    """
+
+
+@hookspec
+def sora_auth_result(kernel: Kernel, request: AuthRequest, principal: Principal | None) -> None:
+    """Observe every login result (rate limiter, cluster sync, audit). Sync; must not block."""
+
+
+# --- storage ---------------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def sora_blob_store(kernel: Kernel) -> BlobStore | None:
+    """Return the blob backend for ``[storage] backend`` if this plugin provides it, else None.
+
+    Sync, first result wins. The kernel provides ``fs``; the S3 plugin provides ``s3``.
+    """
+
+
+# --- delivery --------------------------------------------------------------------------------
+
+
+@hookspec
+def sora_resolve_recipient(kernel: Kernel, address: str) -> Awaitable[Recipient | None] | None:
+    """Map an envelope recipient to an account, or None to let the next plugin decide.
+
+    Async-capable. The default looks the address up among credentials (case-insensitive,
+    ``+detail`` stripped with the configured separator).
+    """
+
+
+@hookspec
+def sora_delivery_headers(kernel: Kernel, delivery: Delivery) -> list[tuple[str, str]] | None:
+    """Return extra header fields to prepend to a message before it is stored. Sync."""
+
+
+@hookspec
+def sora_delivery_actions(
+    kernel: Kernel, delivery: Delivery
+) -> Awaitable[list[DeliveryAction] | None] | list[DeliveryAction] | None:
+    """Decide what happens to a message for one recipient (Sieve lives here).
+
+    Async-capable. The first plugin returning a non-None list decides; with none, the message is
+    kept in INBOX. Actions: keep, fileinto, discard, redirect, reject, vacation, with flags.
+    """
+
+
+@hookspec
+def sora_outbound(kernel: Kernel, message: OutboundMessage) -> Awaitable[bool | None] | None:
+    """Accept a message for sending out (redirect, vacation). The relay plugin implements it.
+
+    Async-capable; the first True wins. Without any, outbound actions are logged and dropped.
+    """
+
+
+@hookspec
+def sora_sieve_extensions() -> list[Any]:
+    """Return extra Sieve extensions (objects defined by the Sieve plugin's API). Sync."""
+
+
+# --- access ----------------------------------------------------------------------------------
+
+
+@hookspec
+def sora_mailbox_rights(
+    kernel: Kernel, principal: Principal, mailbox: Any
+) -> Awaitable[str | None] | None:
+    """Return the RFC 4314 rights string of ``principal`` on ``mailbox``, or None.
+
+    Async-capable. The default: the owner has all rights, everybody else none. The ACL plugin
+    answers for shared mailboxes.
+    """
+
+
+@hookspec
+def sora_namespaces(kernel: Kernel, principal: Principal) -> list[tuple[str, str, str]] | None:
+    """Return extra namespaces as (kind, prefix, delimiter), kind personal/other/shared. Sync."""
+
+
+# --- protocols and connections ---------------------------------------------------------------
+
+
+@hookspec
+def sora_imap_capabilities(kernel: Kernel) -> list[str] | None:
+    """Return extra IMAP capabilities to advertise (ACL, METADATA, ...). Sync."""
+
+
+@hookspec
+def sora_imap_commands(kernel: Kernel) -> dict[str, Any] | None:
+    """Return extra IMAP command handlers by command name (the IMAP plugin's API). Sync."""
+
+
+@hookspec
+def sora_connection_open(kernel: Kernel, conn: ConnectionInfo) -> bool | None:
+    """A client connected. Return False to refuse it (limits, JA4 filters). Sync; must be fast."""
+
+
+@hookspec
+def sora_connection_close(kernel: Kernel, conn: ConnectionInfo) -> None:
+    """A client connection ended. Sync; must be fast."""
+
+
+@hookspec(firstresult=True)
+def sora_tls_context(kernel: Kernel, server_name: str | None) -> ssl.SSLContext | None:
+    """Return the TLS context for a server name (ACME, per-SNI certificates). Sync, first wins.
+
+    The default serves ``[tls] cert_file``/``key_file`` when configured.
+    """
+
+
+@hookspec
+def sora_route(kernel: Kernel, protocol: str, username: str) -> Awaitable[str | None] | None:
+    """Return the backend ``host:port`` for a user (proxies). Async-capable; first non-None wins."""

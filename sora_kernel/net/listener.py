@@ -1,0 +1,199 @@
+"""TCP listeners shared by every protocol: limits, implicit TLS, per-session log line, shutdown."""
+
+from __future__ import annotations
+
+import ipaddress
+import ssl
+import time
+from collections import Counter as Tally
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import structlog
+from anyio.abc import SocketAttribute, SocketStream
+from anyio.streams.tls import TLSStream
+
+from ..config import parse_addr
+from ..errors import SoraError
+from .connection import Connection, ConnectionClosed
+
+if TYPE_CHECKING:
+    from ..kernel import Kernel
+
+log = structlog.get_logger("sora.net")
+
+Handler = Callable[[Connection], Awaitable[None]]
+
+
+def parse_networks(cidrs: Iterable[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """CIDR strings → networks (a bare address is a /32 or /128)."""
+    return [ipaddress.ip_network(c.strip(), strict=False) for c in cidrs if c.strip()]
+
+
+def ip_in_networks(ip: str, networks: Iterable[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
+    """Whether an address (IPv4-mapped IPv6 included) is inside any of the networks."""
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    return any(address.version == net.version and address in net for net in networks)
+
+
+class ConnectionLimiter:
+    """Caps connections in total and per client IP; trusted networks are exempt from the per-IP cap."""
+
+    def __init__(self, max_total: int = 0, max_per_ip: int = 0, trusted: Iterable[str] = ()) -> None:
+        self.max_total = max_total
+        self.max_per_ip = max_per_ip
+        self.trusted = parse_networks(trusted)
+        self.total = 0
+        self.per_ip: Tally[str] = Tally()
+
+    def acquire(self, ip: str) -> str | None:
+        """Take a slot; returns a refusal reason instead when a limit is reached."""
+        if self.max_total and self.total >= self.max_total:
+            return "total"
+        if self.max_per_ip and self.per_ip[ip] >= self.max_per_ip and not ip_in_networks(ip, self.trusted):
+            return "per_ip"
+        self.total += 1
+        self.per_ip[ip] += 1
+        return None
+
+    def release(self, ip: str) -> None:
+        """Give a slot back."""
+        self.total -= 1
+        self.per_ip[ip] -= 1
+        if self.per_ip[ip] <= 0:
+            del self.per_ip[ip]
+
+
+@dataclass(frozen=True)
+class Listener:
+    """A bound listener: what ``task_status.started`` reports."""
+
+    protocol: str
+    host: str
+    port: int
+    tls: bool
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.protocol}{'s' if self.tls else ''} {host}:{self.port}"
+
+
+async def serve_tcp(
+    kernel: Kernel,
+    *,
+    protocol: str,
+    addr: str,
+    handler: Handler,
+    tls_context: ssl.SSLContext | None = None,
+    goodbye: bytes = b"",
+    refuse: Callable[[str], bytes] | None = None,
+    limiter: ConnectionLimiter | None = None,
+    task_status: Any = anyio.TASK_STATUS_IGNORED,
+) -> None:
+    """Accept connections on ``addr`` and run ``handler`` for each until the kernel shuts down.
+
+    ``tls_context`` makes it an implicit-TLS listener. ``goodbye`` is sent to sessions still
+    open at shutdown; ``refuse(reason)`` gives the line sent to a refused connection.
+    Reports the bound :class:`Listener` through ``task_status`` (port 0 picks a free port).
+    """
+    host, port = parse_addr(addr)
+    try:
+        listener = await anyio.create_tcp_listener(
+            local_host=host or None, local_port=port, reuse_port=kernel.reuse_port, backlog=1024)
+    except OSError as exc:
+        raise SoraError(f"[{protocol}] cannot listen on {addr}: {exc.strerror or exc}") from exc
+    bound = listener.extra(SocketAttribute.local_address)
+    info = Listener(protocol, str(bound[0]), int(bound[1]), tls_context is not None)
+    active: set[Connection] = set()
+    metrics = kernel.metrics
+
+    async def handle(stream: SocketStream) -> None:
+        remote = stream.extra(SocketAttribute.remote_address)
+        conn = Connection(stream, protocol, (str(remote[0]), int(remote[1])), info.port)
+        reason = limiter.acquire(conn.remote_ip) if limiter else None
+        if reason is None and not kernel.plugins.connection_open(kernel, conn):
+            if limiter:
+                limiter.release(conn.remote_ip)
+            reason = "refused_by_plugin"
+        if reason is not None:
+            metrics.connections_refused.labels(protocol, reason).inc()
+            log.info("connection refused", protocol=protocol, remote=conn.remote_ip, reason=reason)
+            if refuse is not None:
+                with anyio.move_on_after(2):
+                    try:
+                        await conn.write(refuse(reason))
+                    except ConnectionClosed:
+                        pass
+            await conn.close()
+            return
+        metrics.connections_total.labels(protocol).inc()
+        metrics.connections_active.labels(protocol).inc()
+        active.add(conn)
+        error: str | None = None
+        try:
+            with anyio.CancelScope() as scope:
+                conn.cancel_scope = scope
+                if tls_context is not None:
+                    await conn.start_tls(tls_context)
+                await handler(conn)
+        except ConnectionClosed:
+            pass
+        except Exception as exc:  # a session must never take the listener down
+            error = f"{type(exc).__name__}: {exc}"
+            log.exception("session failed", protocol=protocol, session=conn.id, remote=conn.remote_ip)
+        finally:
+            active.discard(conn)
+            if conn.closing and goodbye:
+                with anyio.CancelScope(shield=True), anyio.move_on_after(1):
+                    try:
+                        await conn.write(goodbye)
+                    except ConnectionClosed:
+                        pass
+            await conn.close()
+            metrics.connections_active.labels(protocol).dec()
+            if limiter:
+                limiter.release(conn.remote_ip)
+            kernel.plugins.connection_close(kernel, conn)
+            log.info("session", protocol=protocol, session=conn.id, remote=conn.remote_ip,
+                     user=conn.username or None, tls=conn.tls, bytes_in=conn.bytes_in,
+                     bytes_out=conn.bytes_out, seconds=round(time.monotonic() - conn.started, 3),
+                     error=error, **conn.extra)
+
+    async def drain() -> None:
+        await kernel.shutdown_event.wait()
+        await listener.aclose()
+        deadline = time.monotonic() + kernel.drain_timeout
+        for conn in tuple(active):
+            conn.closing = True
+        while active and time.monotonic() < deadline:
+            for conn in tuple(active):
+                if conn.waiting_for_input and conn.cancel_scope is not None:
+                    conn.cancel_scope.cancel()
+            await anyio.sleep(0.05)
+        for conn in tuple(active):
+            if conn.cancel_scope is not None:
+                conn.cancel_scope.cancel()
+
+    log.info("listening", protocol=protocol, addr=str(info))
+    task_status.started(info)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(drain)
+        try:
+            await listener.serve(handle, task_group=tg)
+        except (anyio.ClosedResourceError, OSError):
+            pass
+        while active:
+            await anyio.sleep(0.05)
+        tg.cancel_scope.cancel()
+
+
+async def open_tls_stream(stream: SocketStream, context: ssl.SSLContext) -> TLSStream:
+    """Wrap a server-side stream in TLS (helper for plugins that build their own loops)."""
+    return await TLSStream.wrap(stream, ssl_context=context, server_side=True, standard_compatible=False)

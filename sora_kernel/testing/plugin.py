@@ -1,0 +1,67 @@
+"""The ``sora`` pytest plugin: real PostgreSQL, a fresh database per test, running kernels.
+
+Fixtures:
+
+``sora_database``
+    Session-scoped :class:`TestDatabase` (embedded PostgreSQL, or ``SORA_TEST_DSN``).
+``sora_dsn``
+    A fresh, migrated database for one test.
+``sora_server``
+    A factory: ``sora_server(plugins=["imap"], config={...})`` starts a kernel with those plugins
+    on ephemeral loopback ports and returns a :class:`SoraTestServer`; stopped after the test.
+``kernel``
+    A started kernel with no plugins and no services (store tests), on a fresh database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .server import SoraTestServer, TestDatabase, start_test_server
+
+
+@pytest.fixture(scope="session")
+def sora_database() -> Iterator[TestDatabase]:
+    """A PostgreSQL server with a migrated template database, for the whole test session."""
+    database = TestDatabase()
+    try:
+        yield database
+    finally:
+        database.close()
+
+
+@pytest.fixture
+def sora_dsn(sora_database: TestDatabase) -> Iterator[str]:
+    """A fresh migrated database for one test."""
+    dsn = sora_database.create()
+    try:
+        yield dsn
+    finally:
+        sora_database.drop(dsn)
+
+
+@pytest.fixture
+def sora_server(sora_database: TestDatabase, tmp_path: Path) -> Iterator[Callable[..., SoraTestServer]]:
+    """Factory of running test servers (each on its own fresh database)."""
+    with ExitStack() as stack:
+        count = 0
+
+        def factory(plugins: list[str] | tuple[str, ...] = (), config: dict[str, dict[str, Any]] | None = None,
+                    extra_plugins: Any = (), run_services: bool = True) -> SoraTestServer:
+            nonlocal count
+            count += 1
+            return start_test_server(stack, sora_database, tmp_path / f"server{count}", plugins=plugins,
+                                     config=config, extra_plugins=extra_plugins, run_services=run_services)
+
+        yield factory
+
+
+@pytest.fixture
+def kernel_server(sora_server: Callable[..., SoraTestServer]) -> SoraTestServer:
+    """A started kernel without plugins or services, for store-level tests."""
+    return sora_server(run_services=False)

@@ -1,0 +1,153 @@
+"""Plain records that hooks return and that the kernel hands to plugins."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One configuration key: its type, default and help text.
+
+    ``kind`` is one of ``str``, ``int``, ``float``, ``bool``, ``size`` (``25mb``), ``duration``
+    (``30s``, ``14d``; stored as float seconds), ``addr`` (``host:port``), ``list`` (of strings).
+    """
+
+    key: str
+    kind: str
+    default: Any
+    help: str = ""
+    secret: bool = False
+    choices: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ConfigSection:
+    """A named ``[section]`` of sora.toml and its settings, declared by the kernel or a plugin."""
+
+    name: str
+    settings: tuple[Setting, ...]
+    help: str = ""
+
+
+@dataclass(frozen=True)
+class Migration:
+    """A folder of numbered ``NNNN_name.sql`` files owned by one component (kernel or plugin)."""
+
+    component: str
+    folder: Path
+
+
+@dataclass
+class ServiceSpec:
+    """A long-running service a plugin asks the kernel to run.
+
+    ``run`` is called with an ``anyio.abc.TaskStatus``: a listener binds, then calls
+    ``task_status.started(description)`` so a bind failure surfaces at start-up.
+    ``singleton`` services run once per node (elected by advisory lock), others in every worker.
+    """
+
+    name: str
+    run: Callable[..., Awaitable[None]]
+    singleton: bool = False
+    protocol: str | None = None
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    """A named component check returning (ok, detail)."""
+
+    name: str
+    check: Callable[[], Awaitable[tuple[bool, str]]]
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An authenticated user: the account and the address used to log in."""
+
+    account_id: int
+    address: str
+    primary_address: str
+    is_master: bool = False
+
+
+@dataclass(frozen=True)
+class AuthRequest:
+    """What a protocol knows about a login attempt."""
+
+    protocol: str
+    username: str
+    password: str
+    remote_ip: str = ""
+    mechanism: str = "PLAIN"
+    authzid: str = ""
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """A resolved delivery recipient."""
+
+    account_id: int
+    address: str
+    primary_address: str
+    detail: str = ""
+
+
+class ActionKind(str, Enum):
+    """What to do with a delivered message for one recipient."""
+
+    KEEP = "keep"
+    FILEINTO = "fileinto"
+    DISCARD = "discard"
+    REDIRECT = "redirect"
+    REJECT = "reject"
+    VACATION = "vacation"
+
+
+@dataclass
+class DeliveryAction:
+    """One action decided for one recipient (by Sieve or another plugin).
+
+    ``mailbox`` for fileinto (``create`` to make it), ``flags`` to set on the stored copy,
+    ``address`` for redirect, ``reason`` for reject and vacation, ``headers`` for editheader-like
+    additions, ``copy`` keeps the implicit keep alongside redirect/fileinto.
+    """
+
+    kind: ActionKind
+    mailbox: str = ""
+    create: bool = False
+    flags: tuple[str, ...] = ()
+    address: str = ""
+    reason: str = ""
+    subject: str = ""
+    copy: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Delivery:
+    """One message being delivered to one recipient; handed to ``sora_delivery_actions``."""
+
+    recipient: Recipient
+    sender: str
+    raw: bytes
+    received_at: datetime
+    remote_ip: str = ""
+    helo: str = ""
+    queue_id: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class OutboundMessage:
+    """A message to hand to the relay (redirect, vacation, notifications)."""
+
+    sender: str
+    recipients: Sequence[str]
+    raw: bytes
+    reason: str = ""
