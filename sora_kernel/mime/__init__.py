@@ -1,0 +1,211 @@
+"""Parse a message once and answer IMAP ENVELOPE / BODYSTRUCTURE / BODY / BODY[section]
+byte for byte like Dovecot 2.3, plus decoded fields for SORT and SEARCH.
+
+The message must be CRLF-normalized (:func:`normalize_crlf`); that is the form the
+store keeps, and all sizes, line counts and section bytes refer to it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+
+from ._imap import PartData, StructureWriter, build_envelope, build_part_data
+from ._quote import nstring
+from ._search import (
+    all_msgids,
+    body_text,
+    decoded_header,
+    first_address,
+    first_msgid,
+    is_attachment,
+    parse_date,
+    to_str,
+)
+from ._section import extract
+from ._tree import F_MULTIPART, F_RFC822, Part, scan
+
+__all__ = [
+    "ParsedMessage",
+    "extract_section",
+    "imap_quote",
+    "iter_part_numbers",
+    "normalize_crlf",
+    "parse_message",
+]
+
+_log = logging.getLogger(__name__)
+
+_BARE_LF = re.compile(rb"(?<!\r)\n")
+
+_EMPTY_ENVELOPE = b"(NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)"
+
+
+def normalize_crlf(raw: bytes) -> bytes:
+    """Bare LF -> CRLF; a lone CR is left alone (as Dovecot stores it). Fast when CRLF."""
+    lf = raw.count(b"\n")
+    if lf == 0 or lf == raw.count(b"\r\n"):
+        return raw
+    return _BARE_LF.sub(b"\r\n", raw)
+
+
+def imap_quote(value: bytes | str | None) -> bytes:
+    """Serialize an IMAP string the way Dovecot does: NIL, a quoted string, or a literal
+    ``{n}\\r\\n...`` when it holds 8-bit bytes, CR/LF or more than four quoted-specials."""
+    if isinstance(value, str):
+        value = value.encode("utf-8")
+    return nstring(value)
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedMessage:
+    """Everything the store keeps about a message's content (computed once per delivery)."""
+
+    size: int
+    envelope: bytes
+    bodystructure: bytes
+    body: bytes
+    subject: str
+    from_addr: str
+    from_name: str
+    to_addr: str
+    cc_addr: str
+    message_id: str
+    in_reply_to: str
+    references: str
+    sent_date: datetime | None
+    header_text: str
+    body_text: str
+    has_attachments: bool
+
+
+def _walk(root: Part) -> list[Part]:
+    parts: list[Part] = []
+    stack = [root]
+    while stack:
+        part = stack.pop()
+        parts.append(part)
+        stack.extend(reversed(part.children))
+    return parts
+
+
+def _parse(raw: bytes) -> ParsedMessage:
+    root = scan(raw)
+    parts = _walk(root)
+    datas: dict[int, PartData] = {id(p): build_part_data(p) for p in parts}
+    writer = StructureWriter(raw, datas)
+
+    root_headers = [(h.name.lower(), h.value) for h in root.headers]
+    envelope = build_envelope(root_headers)
+    first: dict[bytes, bytes] = {}
+    for lname, value in root_headers:
+        first.setdefault(lname, value)
+
+    from_addr, from_name = first_address(first.get(b"from"))
+    subject = first.get(b"subject")
+    return ParsedMessage(
+        size=len(raw),
+        envelope=b"(" + envelope.write() + b")",
+        bodystructure=b"(" + writer.write(root, True) + b")",
+        body=b"(" + writer.write(root, False) + b")",
+        subject=decoded_header(subject) if subject is not None else "",
+        from_addr=from_addr,
+        from_name=from_name,
+        to_addr=first_address(first.get(b"to"))[0],
+        cc_addr=first_address(first.get(b"cc"))[0],
+        message_id=first_msgid(first.get(b"message-id")),
+        in_reply_to=first_msgid(first.get(b"in-reply-to")),
+        references=all_msgids(first.get(b"references")),
+        sent_date=parse_date(first.get(b"date")),
+        header_text="".join(f"{to_str(h.name)}: {decoded_header(h.value)}\n" for h in root.headers),
+        body_text=body_text(raw, root, datas),
+        has_attachments=any(is_attachment(p, datas[id(p)]) for p in parts),
+    )
+
+
+def _fallback(raw: bytes) -> ParsedMessage:
+    lines = raw.count(b"\n")
+    text = b'"text" "plain" ("charset" "us-ascii") NIL NIL "7bit" %d %d' % (len(raw), lines)
+    return ParsedMessage(
+        size=len(raw),
+        envelope=_EMPTY_ENVELOPE,
+        bodystructure=b"(" + text + b" NIL NIL NIL NIL)",
+        body=b"(" + text + b")",
+        subject="",
+        from_addr="",
+        from_name="",
+        to_addr="",
+        cc_addr="",
+        message_id="",
+        in_reply_to="",
+        references="",
+        sent_date=None,
+        header_text="",
+        body_text="",
+        has_attachments=False,
+    )
+
+
+def parse_message(raw: bytes) -> ParsedMessage:
+    """Parse a CRLF-normalized message. Never raises on malformed input."""
+    try:
+        return _parse(raw)
+    except Exception:
+        # A parser bug must not lose a delivery: log it and store a plain structure.
+        _log.exception("MIME parse failed for a %d byte message; using a flat structure", len(raw))
+        return _fallback(raw)
+
+
+@lru_cache(maxsize=4)
+def _tree(raw: bytes) -> Part:
+    return scan(raw)
+
+
+def extract_section(
+    raw: bytes, part: tuple[int, ...], kind: str = "", fields: tuple[str, ...] = ()
+) -> bytes:
+    """BODY[section] bytes. ``part=()`` is the top message; ``kind`` is one of "",
+    "HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT", "TEXT", "MIME".
+
+    RFC 3501 §6.4.5 as Dovecot answers it: part (1,) of a non-multipart message is its
+    body; HEADER/TEXT of a message/rfc822 part refer to the encapsulated message;
+    HEADER.FIELDS returns the matching fields plus the blank line. A part that does not
+    exist gives b"".
+    """
+    return extract(raw, _tree(raw), tuple(part), kind, tuple(fields))
+
+
+def iter_part_numbers(raw: bytes) -> list[str]:
+    """Section numbers of every part, in BODYSTRUCTURE order (as Dovecot lists them).
+
+    For message/rfc822 parts the parts of the attached message follow; a non-multipart
+    message has the single part "1".
+    """
+    out: list[str] = []
+
+    def visit(part: Part, prefix: str) -> None:
+        if part.flags & F_MULTIPART:
+            if not part.children:
+                out.append(f"{prefix}1")  # the empty text/plain BODYSTRUCTURE shows
+            for i, child in enumerate(part.children, 1):
+                number = f"{prefix}{i}"
+                out.append(number)
+                visit(child, number + ".")
+        elif part.flags & F_RFC822 and part.children:
+            inner = part.children[0]
+            if inner.flags & F_MULTIPART:
+                visit(inner, prefix)
+            else:
+                out.append(f"{prefix}1")
+                visit(inner, f"{prefix}1.")
+
+    root = _tree(raw)
+    if root.flags & F_MULTIPART:
+        visit(root, "")
+    else:
+        out.append("1")
+        visit(root, "1.")
+    return out
