@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from sora_plugin_imap.grammar import (
     Literal,
     Login,

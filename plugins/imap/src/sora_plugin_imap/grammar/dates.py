@@ -12,7 +12,7 @@ _MONTH_NUMBER = {name.upper(): index for index, name in enumerate(MONTHS, 1)}
 
 _DATE_RE = re.compile(rb"([0-9]{1,2})-([A-Za-z]{3})-([0-9]{4})")
 _DATE_TIME_RE = re.compile(
-    rb'"([ 0-9][0-9])-([A-Za-z]{3})-([0-9]{4}) '
+    rb'"([ 0-9]?[0-9])-([A-Za-z]{3})-([0-9]{4}) '
     rb'([0-9]{2}):([0-9]{2}):([0-9]{2}) ([+-])([0-9]{2})([0-9]{2})"'
 )
 

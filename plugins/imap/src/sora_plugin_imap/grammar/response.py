@@ -72,9 +72,9 @@ def format_flags(flags: Iterable[str]) -> bytes:
     """``(\\Seen $Forwarded)``; raises ValueError for a name that is not a flag."""
     out: list[bytes] = []
     for flag in flags:
-        raw = flag.encode("ascii", "replace")
+        raw = flag.encode("utf-8")
         body = raw[1:] if raw.startswith(b"\\") else raw
-        if body != b"*" and not (body and is_astring_atom(body) and b"]" not in body):
+        if body != b"*" and not (is_astring_atom(body) and b"]" not in body):
             raise ValueError(f"not a valid flag: {flag!r}")
         out.append(raw)
     return b"(" + b" ".join(out) + b")"
