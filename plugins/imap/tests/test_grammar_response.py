@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from sora_plugin_imap.grammar import parse_command, parse_sequence_set
+from sora_plugin_imap.grammar import Select, parse_command, parse_sequence_set
 from sora_plugin_imap.grammar.response import (
     astring,
     continuation,
@@ -64,9 +64,9 @@ def test_encode_mailbox_roundtrips_through_parser() -> None:
     for name in ("INBOX", "Sent Items", "Caf\u00e9", "a&b", 'q"uote', "\u65e5\u672c", "NIL"):
         encoded = encode_mailbox(name, False)
         assert encoded.isascii()
-        assert parse_command(b"a SELECT " + encoded).mailbox == name  # type: ignore[attr-defined]
+        assert parse_command(b"a SELECT " + encoded) == Select("a", name)
         encoded8 = encode_mailbox(name, True)
-        assert parse_command(b"a SELECT " + encoded8, utf8=True).mailbox == name  # type: ignore[attr-defined]
+        assert parse_command(b"a SELECT " + encoded8, utf8=True) == Select("a", name)
     assert encode_mailbox("Caf\u00e9", False) == b"Caf&AOk-"
     assert encode_mailbox("Caf\u00e9", True) == b'"Caf\xc3\xa9"'
     assert encode_mailbox("Sent Items", False) == b'"Sent Items"'

@@ -595,8 +595,9 @@ def _qresync(value: RawValue) -> QResync:
     known_uids = None
     seq_match = None
     rest = list(value[2:])
-    if rest and isinstance(rest[0], str):
-        known_uids = parse_sequence_set(rest.pop(0), allow_saved=False)
+    if rest and isinstance(first := rest[0], str):
+        known_uids = parse_sequence_set(first, allow_saved=False)
+        rest.pop(0)
     if rest:
         match = rest.pop(0)
         if (

@@ -236,7 +236,13 @@ _SIMPLE: dict[str, FetchAtt] = {
 _NAME_RE = re.compile(rb"[A-Za-z0-9.]+")
 _PART_RE = re.compile(rb"[0-9]+(?:\.[0-9]+)*")
 _TEXT_RE = re.compile(rb"[A-Za-z.]+")
-_SECTION_TEXTS = frozenset({"HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT", "TEXT", "MIME"})
+_SECTION_TEXTS: dict[str, SectionText] = {
+    "HEADER": "HEADER",
+    "HEADER.FIELDS": "HEADER.FIELDS",
+    "HEADER.FIELDS.NOT": "HEADER.FIELDS.NOT",
+    "TEXT": "TEXT",
+    "MIME": "MIME",
+}
 
 
 def _part(reader: Reader) -> tuple[int, ...]:
@@ -258,30 +264,29 @@ def _part(reader: Reader) -> tuple[int, ...]:
 def _section(reader: Reader) -> Section:
     reader.expect(b"[", "[")
     part = _part(reader)
-    text = ""
+    text: SectionText = ""
     if part and reader.peek_is(b"."):
         reader.pos += 1
         text = _section_text(reader)
-        if text not in _SECTION_TEXTS:
-            raise ParseError("Invalid section")
     elif not part and not reader.peek_is(b"]"):
         text = _section_text(reader)
-        if text not in _SECTION_TEXTS or text == "MIME":
-            raise ParseError("Invalid section")
+        if text == "MIME":
+            raise ParseError("MIME needs a part number")
     fields: tuple[str, ...] = ()
     if text in ("HEADER.FIELDS", "HEADER.FIELDS.NOT"):
         reader.sp()
         fields = _header_list(reader)
     reader.expect(b"]", "]")
-    return Section(part, text, fields)  # type: ignore[arg-type]
+    return Section(part, text, fields)
 
 
-def _section_text(reader: Reader) -> str:
+def _section_text(reader: Reader) -> SectionText:
     match = _TEXT_RE.match(reader.data, reader.pos)
-    if match is None:
+    text = _SECTION_TEXTS.get(match.group().decode("ascii").upper()) if match else None
+    if match is None or text is None:
         raise ParseError("Invalid section")
     reader.pos = match.end()
-    return match.group().decode("ascii").upper()
+    return text
 
 
 def _header_list(reader: Reader) -> tuple[str, ...]:
