@@ -765,10 +765,11 @@ class MailStore:
                             "SELECT lower(x) FROM unnest(m.keywords) x))")
         elif mode == "remove":
             new_flags = "m.flags & ~$3::int"
-            new_keywords = "ARRAY(SELECT k FROM unnest(m.keywords) k WHERE lower(k) <> ALL($5::text[]))"
+            new_keywords = "ARRAY(SELECT k FROM unnest(m.keywords) k WHERE lower(k) <> ALL($4::text[]))"
+            kw = kw_lower
         else:
             raise ValueError(f"unknown flag mode {mode}")
-        params: list[Any] = [mailbox_id, account_id, flags, kw, kw_lower]
+        params: list[Any] = [mailbox_id, account_id, flags, kw]
         where = _ranges_sql(ranges, params)
         params.append(unchanged_since)
         unchanged = f"${len(params)}::bigint"

@@ -1,0 +1,1 @@
+"""Example third-party Sora plugin: adds a configurable header to delivered messages."""

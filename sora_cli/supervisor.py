@@ -1,0 +1,164 @@
+"""``sora serve``: start the embedded PostgreSQL and migrations once, then run worker processes
+that share the listening sockets (SO_REUSEPORT), restart any that dies, and stop them all on
+SIGTERM/SIGINT. Metrics of all workers are aggregated (prometheus-client multiprocess mode)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import structlog
+
+log = structlog.get_logger("sora.serve")
+
+
+def _listener_addrs(config: Any) -> list[tuple[str, str]]:
+    found = []
+    for name, section in config.sections.items():
+        if name == "metrics":
+            continue
+        for setting in section.settings:
+            if setting.kind == "addr" and setting.key.endswith("addr"):
+                value = config.values[name][setting.key]
+                if value and name in config.get("plugins", "enabled"):
+                    found.append((f"{name}{'' if setting.key == 'addr' else ' (' + setting.key + ')'}", value))
+    return found
+
+
+def _wait_listening(addrs: list[tuple[str, str]], timeout: float) -> bool:
+    from sora_kernel.config import parse_addr
+
+    deadline = time.monotonic() + timeout
+    pending = list(addrs)
+    while pending and time.monotonic() < deadline:
+        name, addr = pending[0]
+        host, port = parse_addr(addr)
+        try:
+            with socket.create_connection((host if host not in ("0.0.0.0", "::") else "127.0.0.1", port), 0.5):
+                pending.pop(0)
+        except OSError:
+            time.sleep(0.1)
+    return not pending
+
+
+async def _prepare(config: Any, plugins: Any) -> None:
+    from sora_kernel.kernel import Kernel
+
+    kernel = Kernel(config, plugins)
+    await kernel.start(migrate=True)
+    await kernel.stop()
+
+
+def run(config: Any, plugins: Any, path: Path, workers: int) -> None:
+    """The supervisor (parent) process."""
+    from sora_kernel.embedded import EmbeddedPostgres
+    from sora_kernel.kernel import workers_for
+
+    embedded = None
+    if not config.get("database", "dsn"):
+        embedded = EmbeddedPostgres(config.data_dir / "pg")
+        if embedded.is_running():
+            embedded = None  # another process owns it
+        else:
+            config.data_dir.mkdir(parents=True, exist_ok=True)
+            embedded.start()
+    asyncio.run(_prepare(config, plugins))
+    count = workers or workers_for(config)
+    metrics_dir = tempfile.mkdtemp(prefix="sora-metrics-")
+    env = dict(os.environ, PROMETHEUS_MULTIPROC_DIR=metrics_dir, SORA_CONFIG=str(path))
+    command = [sys.executable, "-m", "sora_cli.main", "--config", str(path), "serve", "--worker"]
+    procs: dict[int, subprocess.Popen[bytes]] = {}
+    stopping = False
+
+    def spawn(slot: int) -> None:
+        procs[slot] = subprocess.Popen(command, env=env)
+        log.info("worker started", slot=slot, pid=procs[slot].pid)
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+
+    def on_hup(_signum: int, _frame: Any) -> None:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGHUP)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGHUP, on_hup)
+    metrics_addr = config.get("metrics", "addr")
+    if metrics_addr:
+        _serve_metrics(metrics_addr, metrics_dir)
+    for slot in range(count):
+        spawn(slot)
+    addrs = _listener_addrs(config)
+    if _wait_listening(addrs, 60):
+        lines = [f"  {name:<16} {addr}" for name, addr in addrs]
+        if metrics_addr:
+            lines.append(f"  {'metrics':<16} http://{metrics_addr}/metrics")
+        sys.stdout.write(f"Sora is running with {count} worker(s). Listening:\n" + "\n".join(lines) + "\n")
+        sys.stdout.flush()
+    failures: dict[int, float] = {}
+    try:
+        while not stopping:
+            time.sleep(0.2)
+            for slot, proc in list(procs.items()):
+                code = proc.poll()
+                if code is not None and not stopping:
+                    log.error("worker died; restarting", slot=slot, pid=proc.pid, exit_code=code)
+                    backoff = 1.0 if time.monotonic() - failures.get(slot, 0) > 10 else 5.0
+                    failures[slot] = time.monotonic()
+                    time.sleep(backoff)
+                    spawn(slot)
+        deadline = time.monotonic() + config.get("server", "drain_timeout") + 5
+        for proc in procs.values():
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        log.info("all workers stopped")
+    finally:
+        if embedded is not None:
+            embedded.stop()
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _serve_metrics(addr: str, metrics_dir: str) -> None:
+    from prometheus_client import CollectorRegistry, start_http_server
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    from sora_kernel.config import parse_addr
+
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=metrics_dir)
+    host, port = parse_addr(addr)
+    start_http_server(port, addr=host, registry=registry)
+
+
+def run_worker(config: Any, plugins: Any) -> None:
+    """One worker process: the kernel and every service in one event loop."""
+    import anyio
+
+    from sora_kernel.kernel import serve_kernel
+
+    backend_options = {}
+    try:
+        import uvloop  # noqa: F401
+
+        backend_options = {"use_uvloop": True}
+    except ImportError:
+        pass
+    anyio.run(lambda: serve_kernel(config, plugins, reuse_port=True), backend="asyncio",
+              backend_options=backend_options)
