@@ -187,8 +187,8 @@ async def serve_tcp(
         tg.start_soon(drain)
         try:
             await listener.serve(handle, task_group=tg)
-        except (anyio.ClosedResourceError, OSError):
-            pass
+        except* (anyio.ClosedResourceError, OSError):
+            pass  # the listener was closed by drain(); anyio >= 4.x wraps it in a group
         while active:
             await anyio.sleep(0.05)
         tg.cancel_scope.cancel()
