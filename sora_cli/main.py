@@ -306,7 +306,7 @@ def _account_dict(account: Any) -> dict[str, Any]:
             "quota_messages": account.quota_messages}
 
 
-def _size_option(value: str | None) -> int | None | bool:
+def _size_option(value: str | None) -> int | bool | None:
     from sora_kernel.config import parse_size
 
     if value is None:
@@ -361,7 +361,7 @@ def accounts_update(
 
     new_password = _read_password(password, password_stdin) if (password or password_stdin) else None
     quota_bytes = _size_option(quota)
-    messages: int | None | bool = False
+    messages: int | bool | None = False
     if quota_messages is not None:
         messages = None if quota_messages.lower() in ("none", "unlimited") else int(quota_messages)
 
@@ -550,7 +550,9 @@ def _add_plugin_commands() -> None:
             enabled = sorted(installed_plugins())
         load_plugins(enabled).cli(app, bench_app)
     except SoraError:
-        pass
+        pass  # a broken config or plugin is reported by the command that needs it
+    except Exception as exc:  # a plugin's CLI hook failed: keep the built-in commands usable
+        typer.echo(f"warning: a plugin failed to add its commands: {type(exc).__name__}: {exc}", err=True)
 
 
 def main() -> None:

@@ -40,7 +40,7 @@ def _wait_listening(addrs: list[tuple[str, str]], timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     pending = list(addrs)
     while pending and time.monotonic() < deadline:
-        name, addr = pending[0]
+        _, addr = pending[0]
         host, port = parse_addr(addr)
         try:
             with socket.create_connection((host if host not in ("0.0.0.0", "::") else "127.0.0.1", port), 0.5):

@@ -32,8 +32,8 @@ PRIVATE_NETWORKS = ["127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "19
 
 KERNEL_SECTIONS = [
     ConfigSection("server", (
-        Setting("hostname", "str", socket.gethostname() or "localhost", "Name used in greetings and Received headers."),
-        Setting("data_dir", "str", "./data", "Embedded PostgreSQL, blobs and caches live here (relative to this file)."),
+        Setting("hostname", "str", socket.gethostname() or "localhost", "Name in greetings and Received headers."),
+        Setting("data_dir", "str", "./data", "Embedded PostgreSQL, blobs, caches (relative to this file)."),
         Setting("workers", "int", 0, "Worker processes sharing the listeners; 0 = one per CPU core."),
         Setting("drain_timeout", "duration", "10s", "How long sessions get to finish at shutdown."),
     ), "Process-wide settings."),
@@ -48,7 +48,7 @@ KERNEL_SECTIONS = [
     ConfigSection("storage", (
         Setting("backend", "str", "fs", "Blob backend: fs (built in) or one a plugin provides (s3)."),
         Setting("fsync", "bool", True, "fsync blobs before acknowledging (keep on in production)."),
-        Setting("dedup_window", "duration", "24h", "An MTA retry of the same message within this window is stored once."),
+        Setting("dedup_window", "duration", "24h", "An MTA retry of one message within this window is stored once."),
         Setting("expunge_grace", "duration", "14d", "Expunged messages stay restorable this long."),
         Setting("cleaner_interval", "duration", "1h", "How often the cleaner purges."),
         Setting("index_interval", "duration", "2s", "How often the search indexer runs."),
@@ -76,7 +76,7 @@ KERNEL_SECTIONS = [
     ), "TLS certificates."),
     ConfigSection("delivery", (
         Setting("subaddress_separator", "str", "+", "Separator of +detail subaddresses; empty disables."),
-        Setting("max_delivered_to", "int", 2, "Refuse (loop) when Delivered-To already names the recipient this often."),
+        Setting("max_delivered_to", "int", 2, "Refuse as a loop when Delivered-To names the recipient this often."),
     ), "Delivery pipeline shared by LMTP and other ingress."),
 ]
 

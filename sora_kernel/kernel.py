@@ -20,7 +20,7 @@ from .builtin import cpu_count
 from .config import Config, build_config, load_raw
 from .delivery import DeliveryService
 from .embedded import EmbeddedPostgres
-from .errors import ConfigError, PluginError
+from .errors import ConfigError
 from .events import EventHub
 from .interfaces import BlobStore
 from .net.tls import load_tls_context
@@ -301,6 +301,7 @@ async def serve_kernel(config: Config, plugins: PluginHost, *, reuse_port: bool 
 
         tg.start_soon(signals)
         listeners = await tg.start(kernel.run)
+        kernel.metrics.workers_up.inc()
         if on_ready is not None:
             on_ready(listeners)
         await kernel.shutdown_event.wait()

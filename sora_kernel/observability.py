@@ -70,6 +70,8 @@ class Metrics:
         self.db_pool_size = Gauge(
             "sora_db_pool_connections", "Database pool connections", ["pool", "state"], registry=registry,
             multiprocess_mode="livesum")
+        self.workers_up = Gauge(
+            "sora_workers_up", "Worker processes serving", registry=registry, multiprocess_mode="livesum")
         self.worker_restarts = Counter(
             "sora_worker_restarts_total", "Worker processes restarted", registry=registry)
 

@@ -290,8 +290,8 @@ class MailStore:
         return [self._account(r) for r in rows]
 
     async def update_account(
-        self, account_id: int, *, quota_bytes: int | None | bool = False,
-        quota_messages: int | None | bool = False,
+        self, account_id: int, *, quota_bytes: int | bool | None = False,
+        quota_messages: int | bool | None = False,
     ) -> Account:
         """Change quotas (pass None to remove a limit; False leaves it unchanged)."""
         async with self._write() as conn:
@@ -532,9 +532,8 @@ class MailStore:
     async def rename_mailbox(self, account_id: int, old: str, new: str) -> None:
         """Rename a mailbox and its children; renaming INBOX moves its messages to the new name."""
         old, new = normalize_mailbox_name(old), normalize_mailbox_name(new)
-        if new == INBOX or new.startswith(INBOX + DELIMITER) and old != INBOX:
-            if new == INBOX:
-                raise AlreadyExists("INBOX already exists")
+        if new == INBOX:
+            raise AlreadyExists("INBOX already exists")
         if new == old or new.startswith(old + DELIMITER):
             raise InvalidName("cannot rename a mailbox into itself")
         async with self._write() as conn, conn.transaction():
@@ -1059,8 +1058,10 @@ class MailStore:
 _APPEND_SQL = f"""
 WITH q AS (
     SELECT a.quota_bytes, a.quota_messages,
-           (SELECT coalesce(sum(total_size), 0) FROM mailboxes WHERE account_id = $2 AND deleted_at IS NULL) AS used_bytes,
-           (SELECT coalesce(sum(message_count), 0) FROM mailboxes WHERE account_id = $2 AND deleted_at IS NULL) AS used_messages
+           (SELECT coalesce(sum(total_size), 0) FROM mailboxes
+             WHERE account_id = $2 AND deleted_at IS NULL) AS used_bytes,
+           (SELECT coalesce(sum(message_count), 0) FROM mailboxes
+             WHERE account_id = $2 AND deleted_at IS NULL) AS used_messages
       FROM accounts a WHERE a.id = $2 AND a.deleted_at IS NULL),
 mb AS (
     UPDATE mailboxes SET uidnext = uidnext + 1, highest_modseq = highest_modseq + 1

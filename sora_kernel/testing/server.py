@@ -129,7 +129,8 @@ def test_config(data_dir: Path, dsn: str, plugins: Iterable[str], overrides: dic
     }
     for section in host.config_sections():
         for setting in section.settings:
-            if setting.kind == "addr" and setting.key.endswith("addr") and setting.default and section.name != "metrics":
+            listens = setting.kind == "addr" and setting.key.endswith("addr") and setting.default
+            if listens and section.name != "metrics":
                 raw.setdefault(section.name, {})[setting.key] = "127.0.0.1:0"
     for name, values in overrides.items():
         raw.setdefault(name, {}).update(values)

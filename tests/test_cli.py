@@ -1,0 +1,145 @@
+"""The `sora` command: init, config, plugins, accounts, serve — as a user runs it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+
+def sora(*args: str, config: Path, env: dict[str, str] | None = None, input: str | None = None,
+         timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    full_env = dict(os.environ, **(env or {}))
+    return subprocess.run([sys.executable, "-m", "sora_cli.main", "--config", str(config), *args],
+                          capture_output=True, text=True, env=full_env, input=input, timeout=timeout)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def configured(tmp_path: Path, sora_dsn: str) -> Path:
+    config = tmp_path / "sora.toml"
+    result = sora("init", "--data-dir", str(tmp_path / "data"), config=config)
+    assert result.returncode == 0, result.stderr
+    text = config.read_text().replace('dsn = ""', f'dsn = "{sora_dsn}"', 1)
+    config.write_text(text)
+    return config
+
+
+def test_init_writes_commented_valid_config(configured: Path) -> None:
+    text = configured.read_text()
+    assert "# Sora configuration" in text and "[database]" in text and "[plugins]" in text
+    result = sora("config", "validate", config=configured)
+    assert result.returncode == 0 and "ok" in result.stdout
+    again = sora("init", config=configured)
+    assert again.returncode == 1 and "exists" in again.stderr
+
+
+def test_validate_names_key_and_value(tmp_path: Path) -> None:
+    config = tmp_path / "sora.toml"
+    config.write_text('[server]\nworkers = "many"\n[storage]\nexpunge_grace = "soon"\n')
+    result = sora("config", "validate", config=config)
+    assert result.returncode == 1
+    assert "[server] workers = 'many': expected an integer" in result.stderr
+    assert "[storage] expunge_grace = 'soon'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_dump_masks_secrets(configured: Path) -> None:
+    result = sora("config", "dump", config=configured)
+    assert result.returncode == 0
+    assert 'dsn = "********"' in result.stdout
+
+
+def test_plugins_enable_disable_keeps_comments(configured: Path) -> None:
+    listed = sora("plugins", "list", config=configured)
+    assert listed.returncode == 0
+    assert "example_header" in listed.stdout and "sora-example-header" in listed.stdout
+    assert sora("plugins", "disable", "example_header", config=configured).returncode == 0
+    text = configured.read_text()
+    assert "# Sora configuration" in text
+    assert '"example_header"' not in text.split("[plugins]")[1].split("[")[0]
+    assert sora("plugins", "enable", "example_header", config=configured).returncode == 0
+    assert '"example_header"' in configured.read_text()
+    missing = sora("plugins", "enable", "nosuch", config=configured)
+    assert missing.returncode == 1 and "not installed" in missing.stderr
+
+
+def test_accounts_and_credentials(configured: Path) -> None:
+    created = sora("accounts", "create", "--email", "Carol@Example.com", "--password-stdin",
+                   config=configured, input="s3cret\n")
+    assert created.returncode == 0, created.stderr
+    dup = sora("accounts", "create", "--email", "carol@example.com", "--password", "x", config=configured)
+    assert dup.returncode == 1 and "already in use" in dup.stderr and "Traceback" not in dup.stderr
+    bad = sora("accounts", "create", "--email", "not-an-address", "--password", "x", config=configured)
+    assert bad.returncode == 1 and "not a valid e-mail address" in bad.stderr
+    empty = sora("accounts", "create", "--email", "d@example.com", "--password-stdin", config=configured,
+                 input="\n")
+    assert empty.returncode == 1 and "empty" in empty.stderr
+    assert sora("credentials", "add", "--email", "carol@example.com", "--address", "c.alias@example.com",
+                config=configured).returncode == 0
+    listed = sora("credentials", "list", "--email", "c.alias@example.com", config=configured)
+    assert listed.stdout.split() == ["Carol@Example.com", "(primary)", "c.alias@example.com"]
+    shown = sora("accounts", "show", "--email", "carol@example.com", config=configured)
+    assert '"INBOX": 0' in shown.stdout and '"Trash": 0' in shown.stdout
+    assert sora("accounts", "delete", "--email", "carol@example.com", config=configured).returncode == 0
+    assert "carol" not in sora("accounts", "list", config=configured).stdout.lower()
+
+
+def test_health(configured: Path) -> None:
+    result = sora("health", config=configured)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ok   database: PostgreSQL 18" in result.stdout and "ok   blobs:" in result.stdout
+
+
+def test_embedded_database_survives_restart(tmp_path: Path) -> None:
+    config = tmp_path / "sora.toml"
+    assert sora("init", "--data-dir", str(tmp_path / "data"), config=config).returncode == 0
+    assert sora("accounts", "create", "--email", "e@example.com", "--password", "pw",
+                config=config).returncode == 0
+    # the CLI stopped the server it started; the data is still there on the next start
+    listed = sora("accounts", "list", config=config)
+    assert "e@example.com" in listed.stdout, listed.stderr
+    assert (tmp_path / "data" / "pg" / "PG_VERSION").exists()
+
+
+def test_serve_workers_metrics_and_graceful_stop(configured: Path) -> None:
+    metrics_port = free_port()
+    env = dict(os.environ, SORA_SERVER__WORKERS="2", SORA_METRICS__ADDR=f"127.0.0.1:{metrics_port}",
+               SORA_PLUGINS__ENABLED="example_header", SORA_LOG__FORMAT="json")
+    proc = subprocess.Popen([sys.executable, "-m", "sora_cli.main", "--config", str(configured), "serve"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        body = ""
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                body = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=2).read().decode()
+                break
+            except OSError:
+                time.sleep(0.2)
+        time.sleep(3)  # workers up and electing a leader
+        body = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
+        assert "sora_workers_up 2.0" in body
+        children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+        assert len(children) == 2
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=30)
+        _, err = proc.communicate()
+        assert code == 0, err
+        assert "elected to run node services" in err
+        assert "all workers stopped" in err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
