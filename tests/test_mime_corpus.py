@@ -48,6 +48,7 @@ CASES = _load()
 def _require(case: dict[str, Any] | None) -> dict[str, Any]:
     if case is None:
         pytest.fail(f"reference corpus not found at {CORPUS} (set SORA_CORPUS_DIR)")
+    assert case is not None
     return case
 
 
@@ -63,7 +64,8 @@ def _parsed(name: str) -> ParsedMessage:
 
 def _expected(case: dict[str, Any], item: str) -> bytes:
     # the *_raw fields are the bytes on the wire, stored as Latin-1 text
-    return case[f"{item}_raw"].encode("latin-1")
+    wire: str = case[f"{item}_raw"]
+    return wire.encode("latin-1")
 
 
 def _split_section(section: str) -> tuple[tuple[int, ...], str, tuple[str, ...]]:

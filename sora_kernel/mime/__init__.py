@@ -160,7 +160,7 @@ def parse_message(raw: bytes) -> ParsedMessage:
 
 
 @lru_cache(maxsize=4)
-def _tree(raw: bytes) -> Part:
+def _cached_tree(raw: bytes) -> Part:
     return scan(raw)
 
 
@@ -175,7 +175,7 @@ def extract_section(
     HEADER.FIELDS returns the matching fields plus the blank line. A part that does not
     exist gives b"".
     """
-    return extract(raw, _tree(raw), tuple(part), kind, tuple(fields))
+    return extract(raw, _cached_tree(raw), tuple(part), kind, tuple(fields))
 
 
 def iter_part_numbers(raw: bytes) -> list[str]:
@@ -202,7 +202,7 @@ def iter_part_numbers(raw: bytes) -> list[str]:
                 out.append(f"{prefix}1")
                 visit(inner, f"{prefix}1.")
 
-    root = _tree(raw)
+    root = _cached_tree(raw)
     if root.flags & F_MULTIPART:
         visit(root, "")
     else:

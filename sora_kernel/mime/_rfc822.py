@@ -308,6 +308,16 @@ def rfc2231_parse(parser: Rfc822Parser) -> list[tuple[bytes, bytes]]:
     Values are not decoded: ``name*0*``/``name*1*`` become one ``name*`` parameter
     that still carries its charset prefix and percent-encoding, exactly as Dovecot.
     """
+    # NULs inside parameter values become 0x80 while parsing them (as Dovecot)
+    saved_nul = parser.nul_replacement
+    parser.nul_replacement = b"\x80"
+    try:
+        return _rfc2231_parse(parser)
+    finally:
+        parser.nul_replacement = saved_nul
+
+
+def _rfc2231_parse(parser: Rfc822Parser) -> list[tuple[bytes, bytes]]:
     result: list[tuple[bytes, bytes]] = []
     # (key, idx, extended, value)
     continued: list[tuple[bytes, int, bool, bytes]] = []

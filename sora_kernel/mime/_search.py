@@ -152,7 +152,8 @@ def _strip_html(text: str) -> str:
 
 
 def _b64(body: bytes) -> bytes:
-    clean = _B64_JUNK.sub(b"", body)
+    # lenient: skip non-alphabet bytes, stop at the padding
+    clean = _B64_JUNK.sub(b"", body.split(b"=", 1)[0])
     if len(clean) % 4 == 1:
         clean = clean[:-1]  # a dangling sextet carries no full byte
     return base64.b64decode(clean + b"=" * (-len(clean) % 4))

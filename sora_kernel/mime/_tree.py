@@ -17,6 +17,11 @@ F_TEXT = 0x04
 F_IS_MIME = 0x08
 F_DIGEST = 0x10
 
+# Dovecot's message parser limits (MESSAGE_PARSER_DEFAULT_MAX_*_MIME_PARTS): deeper or
+# further parts are not split out, which also bounds the work done on hostile mail.
+MAX_NESTED_MIME_PARTS = 100
+MAX_TOTAL_MIME_PARTS = 10000
+
 # message-parser-private.h: boundaries longer than this are truncated
 BOUNDARY_STRING_MAX_LEN = 70 + 10
 
@@ -108,12 +113,28 @@ def _content_type_flags(value: bytes) -> tuple[int, bytes | None]:
 
 
 class _Scanner:
-    __slots__ = ("boundaries", "n", "raw")
+    __slots__ = ("boundaries", "n", "raw", "total_parts")
 
     def __init__(self, raw: bytes) -> None:
         self.raw = raw
         self.n = len(raw)
         self.boundaries: list[_Boundary] = []  # innermost last
+        self.total_parts = 1  # the root counts
+
+    @staticmethod
+    def _too_deep(part: Part) -> bool:
+        depth = 0
+        p = part.parent
+        while p is not None:
+            depth += 1
+            p = p.parent
+        return depth + 1 >= MAX_NESTED_MIME_PARTS
+
+    def _append(self, parent: Part, pos: int) -> Part:
+        child = Part(parent, pos)
+        parent.children.append(child)
+        self.total_parts += 1
+        return child
 
     def _boundary_line(self, pos: int) -> _Boundary | None:
         """Is the line at ``pos`` a --boundary of an open multipart? (boundary_line_find)"""
@@ -159,9 +180,12 @@ class _Scanner:
                     and (raw[pos] == _LF or (raw[pos] == _CR and raw[pos + 1 : pos + 2] == b"\n"))
                 ):
                     # at the end of the header of a multipart: its boundary counts from here
-                    self.boundaries.append(_Boundary(part, last_boundary))
+                    if self._too_deep(part):
+                        part.flags &= ~F_MULTIPART
+                    else:
+                        self.boundaries.append(_Boundary(part, last_boundary))
+                        multipart = True
                     last_boundary = None
-                    multipart = True
                 if self.boundaries and raw[pos] == 45:
                     b = self._boundary_line(pos)
                     if b is not None and b.part is not part:
@@ -257,13 +281,16 @@ class _Scanner:
             if in_header:
                 pos, multipart = self._parse_header(part, pos)
                 if not multipart and part.flags & F_RFC822:
-                    child = Part(part, pos)
-                    part.children.append(child)
-                    part = child
-                    continue
+                    if self._too_deep(part) or self.total_parts >= MAX_TOTAL_MIME_PARTS:
+                        part.flags &= ~F_RFC822
+                    else:
+                        part = self._append(part, pos)
+                        continue
                 if not multipart and not self.boundaries:
                     break  # body runs to the end
                 in_header = False
+            if self.total_parts >= MAX_TOTAL_MIME_PARTS:
+                break  # no more parts: stop looking for boundaries, the rest is body
             b, at, first_line = self._find_boundary(pos)
             if b is None:
                 break
@@ -281,10 +308,8 @@ class _Scanner:
                 break
             pos = lf + 1
             if self.boundaries and self.boundaries[-1].part is part:
-                child = Part(part, pos)
-                child.flags = F_IS_MIME
-                part.children.append(child)
-                part = child
+                part = self._append(part, pos)
+                part.flags = F_IS_MIME
                 in_header = True
             elif not self.boundaries:
                 break  # epilogue runs to the end
