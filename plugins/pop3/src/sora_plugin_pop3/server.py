@@ -1,0 +1,95 @@
+"""The POP3 socket loop and the listener services (plain with STLS, and implicit TLS)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import structlog
+
+from sora_kernel.errors import ConfigError
+from sora_kernel.net import Connection, ConnectionLimiter, LineTooLong, serve_tcp
+from sora_kernel.types import ServiceSpec
+
+from . import protocol as p
+from .metrics import Pop3Metrics
+from .session import Pop3Session, SessionAbort
+from .settings import Pop3Settings
+
+if TYPE_CHECKING:
+    from sora_kernel.kernel import Kernel
+
+log = structlog.get_logger("sora.pop3")
+
+GOODBYE = p.err("Server shutting down; try again later.", p.Code.SYS_TEMP)
+
+
+def _refuse(reason: str) -> bytes:
+    return p.err("Too many connections; try again later.", p.Code.SYS_TEMP)
+
+
+async def run_session(session: Pop3Session, conn: Connection) -> None:
+    """Greet, then read and answer commands until QUIT, an error limit, a timeout or EOF."""
+    await conn.write(session.greeting())
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(session.keep_lock, tg.cancel_scope)
+        try:
+            await _command_loop(session, conn)
+        except SessionAbort:
+            pass  # logged where it happened; the client sees the connection close mid-response
+        tg.cancel_scope.cancel()
+    if session.lock_lost:
+        session.send(p.err("Maildrop lock lost to another session; closing.", p.Code.IN_USE))
+        await session.flush()
+
+
+async def _command_loop(session: Pop3Session, conn: Connection) -> None:
+    limit = session.settings.max_line_length
+    while not session.finished:
+        if not conn.has_buffered_input:
+            await session.flush()
+        try:
+            line = await conn.readline(limit, session.read_timeout())
+        except LineTooLong:
+            session.line_too_long()
+            continue
+        except TimeoutError:
+            session.timed_out()
+            break
+        await session.handle_line(line)
+    await session.flush()
+
+
+def build_services(kernel: Kernel) -> list[ServiceSpec]:
+    """The ``pop3`` listener and, with ``tls_addr``, the implicit-TLS ``pop3s`` one."""
+    settings = Pop3Settings.from_config(kernel.config)
+    metrics = Pop3Metrics(kernel)
+    # one limiter per worker shared by both listeners: the caps are per client, not per port
+    limiter = ConnectionLimiter(settings.max_connections, settings.max_connections_per_ip,
+                                trusted=settings.secure_networks)
+
+    async def handler(conn: Connection) -> None:
+        session = Pop3Session(kernel, settings, conn, metrics)
+        try:
+            await run_session(session, conn)
+        finally:
+            await session.close()
+
+    def listener(addr: str, tls: bool) -> Any:
+        async def run(*, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
+            context = None
+            if tls:
+                context = kernel.tls_context()
+                if context is None:
+                    raise ConfigError("[pop3] tls_addr is set but no certificate is configured ([tls])")
+            await serve_tcp(kernel, protocol="pop3", addr=addr, handler=handler, tls_context=context,
+                            goodbye=GOODBYE, refuse=_refuse, limiter=limiter, task_status=task_status)
+
+        return run
+
+    services: list[ServiceSpec] = []
+    if settings.addr:
+        services.append(ServiceSpec(name="pop3", run=listener(settings.addr, False), protocol="pop3"))
+    if settings.tls_addr:
+        services.append(ServiceSpec(name="pop3s", run=listener(settings.tls_addr, True), protocol="pop3s"))
+    return services
