@@ -255,6 +255,11 @@ class TestNormalizeCrlf:
     def test_lone_cr_left_alone(self) -> None:
         assert normalize_crlf(b"a\rb\nc") == b"a\rb\r\nc"
 
+    def test_idempotent(self) -> None:
+        for raw in (b"a\n\rb\r\r\nc\n", b"\n\n\r", b"x\r\n\ny"):
+            once = normalize_crlf(raw)
+            assert normalize_crlf(once) == once
+
     def test_fast_path_returns_same_object(self) -> None:
         raw = b"a: b\r\n\r\nbody\r\n"
         assert normalize_crlf(raw) is raw

@@ -45,7 +45,12 @@ _EMPTY_ENVELOPE = b"(NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL)"
 
 
 def normalize_crlf(raw: bytes) -> bytes:
-    """Bare LF -> CRLF; a lone CR is left alone (as Dovecot stores it). Fast when CRLF."""
+    """Bare LF -> CRLF; a lone CR is left alone. Fast when the message is already CRLF.
+
+    Idempotent on purpose, so stored bytes can be normalized again safely. (Dovecot, which
+    stores LF and re-adds CRs, would also turn a CR-CR-LF sequence into CR-LF; that
+    oddity is not copied.)
+    """
     lf = raw.count(b"\n")
     if lf == 0 or lf == raw.count(b"\r\n"):
         return raw
@@ -64,22 +69,22 @@ def imap_quote(value: bytes | str | None) -> bytes:
 class ParsedMessage:
     """Everything the store keeps about a message's content (computed once per delivery)."""
 
-    size: int
-    envelope: bytes
-    bodystructure: bytes
-    body: bytes
-    subject: str
-    from_addr: str
-    from_name: str
-    to_addr: str
-    cc_addr: str
-    message_id: str
-    in_reply_to: str
-    references: str
-    sent_date: datetime | None
-    header_text: str
-    body_text: str
-    has_attachments: bool
+    size: int  # RFC822.SIZE: length of the CRLF-normalized bytes
+    envelope: bytes  # ENVELOPE value as Dovecot sends it: b'("date" "subject" ...)'
+    bodystructure: bytes  # BODYSTRUCTURE value, with extension data
+    body: bytes  # BODY value (no extension data)
+    subject: str  # first Subject, unfolded and RFC 2047-decoded; '' if none
+    from_addr: str  # first From mailbox as 'local@domain', lower-cased; '' if none
+    from_name: str  # its decoded display name; ''
+    to_addr: str  # first To mailbox, lower-cased
+    cc_addr: str  # first Cc mailbox, lower-cased
+    message_id: str  # first <...> of the first Message-ID (the raw value if no <...>)
+    in_reply_to: str  # first <...> of the first In-Reply-To
+    references: str  # every <...> of the first References, space separated
+    sent_date: datetime | None  # first Date header (aware; UTC when it has no zone)
+    header_text: str  # 'Name: value\n' per header field, unfolded and decoded
+    body_text: str  # decoded text/* parts, HTML tags stripped, at most 256 KiB
+    has_attachments: bool  # a part is an attachment (disposition, or a named non-text leaf)
 
 
 def _walk(root: Part) -> list[Part]:
@@ -159,7 +164,7 @@ def parse_message(raw: bytes) -> ParsedMessage:
         return _fallback(raw)
 
 
-@lru_cache(maxsize=4)
+@lru_cache(maxsize=2)
 def _cached_tree(raw: bytes) -> Part:
     return scan(raw)
 

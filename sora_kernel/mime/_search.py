@@ -15,6 +15,7 @@ from ._imap import PartData
 from ._tree import F_MULTIPART, F_RFC822, Part
 
 BODY_TEXT_LIMIT = 256 * 1024
+_BODY_INPUT_LIMIT = 4 * BODY_TEXT_LIMIT
 
 _ENCODED_WORD = re.compile(rb"=\?([^?\s]+)\?([BbQq])\?([^?\s]*)\?=")
 _Q_HEX = re.compile(rb"=([0-9A-Fa-f]{2})")
@@ -160,7 +161,8 @@ def _b64(body: bytes) -> bytes:
 
 
 def _decode_body(raw: bytes, part: Part, data: PartData) -> str:
-    body = raw[part.text_start : part.text_start + part.body_size]
+    # enough input for BODY_TEXT_LIMIT characters of text; a huge part is not decoded whole
+    body = raw[part.text_start : part.text_start + min(part.body_size, _BODY_INPUT_LIMIT)]
     cte = (data.transfer_encoding or b"").lower()
     if cte == b"base64":
         body = _b64(body)
