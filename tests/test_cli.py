@@ -134,12 +134,21 @@ def test_serve_workers_metrics_and_graceful_stop(configured: Path) -> None:
         assert "sora_workers_up 2.0" in body
         children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
         assert len(children) == 2
+        os.kill(int(children[0]), signal.SIGKILL)  # a dying worker is restarted
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            now = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+            if len(now) == 2 and children[0] not in now:
+                break
+            time.sleep(0.2)
+        assert len(now) == 2 and children[0] not in now
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=30)
         _, err = proc.communicate()
         assert code == 0, err
         assert "elected to run node services" in err
         assert "all workers stopped" in err
+        assert "worker died; restarting" in err
     finally:
         if proc.poll() is None:
             proc.kill()

@@ -54,7 +54,7 @@ def test_copy_move_and_uidplus(kernel_server) -> None:
     inbox = srv.call(srv.store.get_mailbox, account.id, "INBOX")
     archive = srv.call(srv.store.get_mailbox, account.id, "Archive")
     for i in range(5):
-        srv.call(lambda: srv.store.append(account.id, inbox.id, MSG + b"%d\r\n" % i))
+        srv.call(srv.store.append, account.id, inbox.id, MSG + b"%d\r\n" % i)
     uidvalidity, pairs = srv.call(lambda: srv.store.copy(account.id, inbox.id, [(2, 3), (5, 5)], archive.id))
     assert uidvalidity == archive.uidvalidity and pairs == [(2, 1), (3, 2), (5, 3)]
     _, moved = srv.call(lambda: srv.store.move(account.id, inbox.id, [(1, 1)], archive.id))
