@@ -23,6 +23,7 @@ run: install
 
 lint: install
 	$(BIN)/ruff check sora_kernel sora_cli plugins contrib tests
+	$(BIN)/mypy sora_kernel sora_cli
 
 test: install lint
 	$(BIN)/python -m pytest -q -p no:randomly

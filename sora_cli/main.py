@@ -196,7 +196,7 @@ def plugins_list(as_json: bool = typer.Option(False, "--json")) -> None:
 
     raw = load_raw(config_path())
     enabled = raw.get("plugins", {}).get("enabled", [])
-    rows = [{"name": "kernel", "distribution": "sora-kernel", "version": _kernel_version(),
+    rows: list[dict[str, Any]] = [{"name": "kernel", "distribution": "sora-kernel", "version": _kernel_version(),
              "enabled": True, "hooks": []}]
     for info in sorted(installed_plugins().values(), key=lambda i: i.name):
         rows.append({"name": info.name, "distribution": info.distribution, "version": info.version,
