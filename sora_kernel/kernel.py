@@ -202,6 +202,7 @@ class Kernel:
             await outer.start(self.events.run, self.dsn)
             if singletons:
                 outer.start_soon(self._run_singletons, [s for s in specs if s.singleton])
+            outer.start_soon(self._sample_pool_metrics)
             async with anyio.create_task_group() as services:
                 for spec in specs:
                     if not spec.singleton:
@@ -213,6 +214,13 @@ class Kernel:
                 # listeners drain their sessions and return; anything still running is cut off
                 services.cancel_scope.deadline = anyio.current_time() + self.drain_timeout + 2
             outer.cancel_scope.cancel()
+
+    async def _sample_pool_metrics(self) -> None:
+        while True:
+            for key, value in self.db.pool_stats().items():
+                pool, state = key.split("_", 1)
+                self.metrics.db_pool_size.labels(pool, state).set(value)
+            await anyio.sleep(5)
 
     async def _guard(self, spec: ServiceSpec, *, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
         await spec.run(task_status=task_status)

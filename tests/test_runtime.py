@@ -102,3 +102,9 @@ def test_change_notifications_wake_subscribers(sora_server) -> None:
 
     woke, seconds = srv.call(wait_for_append)
     assert woke and seconds < 1.5
+
+
+def test_database_pool_metrics_sampled(sora_server) -> None:
+    srv = sora_server()
+    size = srv.kernel.registry.get_sample_value("sora_db_pool_connections", {"pool": "write", "state": "size"})
+    assert size is not None and size >= 1
