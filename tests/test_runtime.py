@@ -106,5 +106,9 @@ def test_change_notifications_wake_subscribers(sora_server) -> None:
 
 def test_database_pool_metrics_sampled(sora_server) -> None:
     srv = sora_server()
-    size = srv.kernel.registry.get_sample_value("sora_db_pool_connections", {"pool": "write", "state": "size"})
-    assert size is not None and size >= 1
+    labels = {"pool": "write", "state": "size"}
+    deadline = time.monotonic() + 3
+    while srv.kernel.registry.get_sample_value("sora_db_pool_connections", labels) is None:
+        assert time.monotonic() < deadline, "pool metrics never sampled"
+        time.sleep(0.05)
+    assert srv.kernel.registry.get_sample_value("sora_db_pool_connections", labels) >= 1
