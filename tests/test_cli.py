@@ -152,3 +152,11 @@ def test_serve_workers_metrics_and_graceful_stop(configured: Path) -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_db_status_and_migrate(configured: Path) -> None:
+    status = sora("db", "status", config=configured)
+    assert status.returncode == 0, status.stderr
+    assert "applied  kernel/0001_init.sql" in status.stdout
+    migrated = sora("db", "migrate", config=configured)
+    assert migrated.returncode == 0 and "nothing to apply" in migrated.stdout
