@@ -63,7 +63,7 @@ def parse_command(line: bytes) -> Command:
     """Parse a command line (without its CRLF).
 
     Raises :class:`CommandError` (``SYNTAX``) for an empty line, a keyword that is not 1-4
-    letters, or bytes that are not UTF-8 (RFC 6856 makes UTF-8 the only non-ASCII encoding).
+    letters or digits, or bytes that are not UTF-8 (RFC 6856 makes UTF-8 the only non-ASCII encoding).
     """
     try:
         text = line.decode("utf-8")
@@ -72,7 +72,7 @@ def parse_command(line: bytes) -> Command:
     keyword, _, rest = text.partition(" ")
     if not keyword:
         raise CommandError(Code.SYNTAX, "Empty command.")
-    if len(keyword) > MAX_KEYWORD or not keyword.isascii() or not keyword.isalpha():
+    if len(keyword) > MAX_KEYWORD or not keyword.isascii() or not keyword.isalnum():
         raise CommandError(Code.SYNTAX, "Unknown command.")
     return Command(keyword.upper(), tuple(rest.split()), rest)
 

@@ -166,6 +166,7 @@ class Pop3Session:
         started = time.monotonic()
         name = "sasl" if self._sasl is not None else "unknown"
         result = "ok"
+        neutral = False
         try:
             if self._sasl is not None:
                 await self._sasl_continue(line)
@@ -179,7 +180,9 @@ class Pop3Session:
                 if self.state not in states:
                     raise CommandError(Code.STATE, _wrong_state(command.name, self.state))
                 await handler(self, command)
-            self.errors = 0
+                neutral = command.name in _NEUTRAL
+            if not neutral:
+                self.errors = 0
         except CommandError as exc:
             result = "error"
             self._error(exc)
@@ -578,6 +581,9 @@ def _wrong_state(name: str, state: State) -> str:
         return f"{name} is not valid before login."
     return f"{name} is not valid after login."
 
+
+_NEUTRAL = frozenset({"LAST"})
+"""Commands whose answer neither counts as an error nor resets the count."""
 
 _AUTH = frozenset({State.AUTHORIZATION})
 _TRANS = frozenset({State.TRANSACTION})

@@ -62,7 +62,7 @@ class Pop3Settings:
             max_errors=section["max_errors"],
             idle_timeout=section["idle_timeout"],
             auth_timeout=section["auth_timeout"],
-            lock_lease=max(section["lock_lease"], 10.0),
+            lock_lease=max(section["lock_lease"], 1.0),
             max_connections=section["max_connections"],
             max_connections_per_ip=section["max_connections_per_ip"],
             failure_delay=config.get("auth", "failure_delay"),

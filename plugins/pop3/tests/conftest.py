@@ -1,0 +1,34 @@
+"""Fixtures for POP3 tests; the helpers live in ``pop3_support`` (importable from the tests)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from sora_kernel.testing import SoraTestServer
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from pop3_support import Pop3Env, message, start_env
+
+
+@pytest.fixture
+def pop3_env(sora_server: Callable[..., SoraTestServer]) -> Pop3Env:
+    """A server with three messages in alice's INBOX."""
+    return start_env(sora_server, messages=[message("one"), message("two"), message("three")])
+
+
+@pytest.fixture(scope="session")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate and key (``cryptography`` is not installed: openssl)."""
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=localhost"],
+        check=True, capture_output=True)
+    return cert, key
