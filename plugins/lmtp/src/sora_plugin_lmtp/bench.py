@@ -183,17 +183,22 @@ class LmtpClient:
                 failures.append((code, text))
         if chunking:
             if not accepted:
-                w.write(b"RSET\r\n")
-                await self.reply()
+                await self.rset()
                 return failures
             w.write(f"BDAT {len(message)} LAST\r\n".encode() + message)
         else:
             code, text = await self.reply()
             if code != 354:
-                return [*failures, (code, text)]
+                await self.rset()  # the transaction is still open without recipients
+                return failures if failures else [(code, text)]
             w.write(dot_stuff(message))
         results = [await self.reply() for _ in range(accepted)]
         return failures + results
+
+    async def rset(self) -> None:
+        """Abort the transaction."""
+        self.writer.write(b"RSET\r\n")
+        await self.reply()
 
     async def close(self) -> None:
         """QUIT and close."""
