@@ -1,0 +1,223 @@
+"""FETCH responses as bytes: a plan per command, then one encoder call per attribute and message.
+
+Metadata comes from chunked store queries (ENVELOPE, BODYSTRUCTURE and BODY are stored already
+serialized); bodies are read from the blob store one message at a time and written out at once.
+"""
+
+from __future__ import annotations
+
+import binascii
+import quopri
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sora_kernel.mime import extract_section
+from sora_kernel.store.mailstore import FetchRow
+
+from .grammar import fetch as f
+from .grammar.dates import MONTHS
+from .selected import SelectedMailbox, format_flags
+
+#: Messages per metadata query: bounded round trips, bounded memory.
+CHUNK = 2000
+
+Encoder = Callable[[FetchRow, bytes, SelectedMailbox], bytes]
+
+
+class UnknownCte(Exception):
+    """BINARY asked for a part whose Content-Transfer-Encoding we cannot decode."""
+
+
+def literal(data: bytes) -> bytes:
+    """``{n}`` CRLF data; ``~{n}`` when the data holds NUL (BINARY only)."""
+    if b"\0" in data:
+        return b"~{%d}\r\n" % len(data) + data
+    return b"{%d}\r\n" % len(data) + data
+
+
+_date_cache: dict[datetime, bytes] = {}
+
+
+def internaldate(value: datetime) -> bytes:
+    """``"17-Jul-1996 02:44:25 +0000"`` in UTC (the store keeps instants, not offsets)."""
+    cached = _date_cache.get(value)
+    if cached is not None:
+        return cached
+    utc = value.astimezone(UTC) if value.tzinfo else value
+    text = b'"%02d-%s-%04d %02d:%02d:%02d +0000"' % (
+        utc.day, MONTHS[utc.month - 1].encode(), utc.year, utc.hour, utc.minute, utc.second)
+    if len(_date_cache) > 50000:
+        _date_cache.clear()
+    _date_cache[value] = text
+    return text
+
+
+def _flags(row: FetchRow, _raw: bytes, mailbox: SelectedMailbox) -> bytes:
+    return b"FLAGS " + format_flags(row.flags, row.keywords, row.uid >= mailbox.recent_from)
+
+
+def _uid(row: FetchRow, _raw: bytes, _mailbox: SelectedMailbox) -> bytes:
+    return b"UID %d" % row.uid
+
+
+def _size(row: FetchRow, _raw: bytes, _mailbox: SelectedMailbox) -> bytes:
+    return b"RFC822.SIZE %d" % row.size
+
+
+def _internaldate(row: FetchRow, _raw: bytes, _mailbox: SelectedMailbox) -> bytes:
+    return b"INTERNALDATE " + internaldate(row.internal_date)
+
+
+def _envelope(row: FetchRow, _raw: bytes, _mailbox: SelectedMailbox) -> bytes:
+    return b"ENVELOPE " + row.envelope
+
+
+def _bodystructure(row: FetchRow, _raw: bytes, _mailbox: SelectedMailbox) -> bytes:
+    return b"BODYSTRUCTURE " + row.bodystructure
+
+
+def _body(row: FetchRow, _raw: bytes, _mailbox: SelectedMailbox) -> bytes:
+    return b"BODY " + row.body
+
+
+def _modseq(row: FetchRow, _raw: bytes, _mailbox: SelectedMailbox) -> bytes:
+    return b"MODSEQ (%d)" % row.modseq
+
+
+def _rfc822(row: FetchRow, raw: bytes, _mailbox: SelectedMailbox) -> bytes:
+    return b"RFC822 " + literal(extract_section(raw, ()))
+
+
+def _rfc822_header(row: FetchRow, raw: bytes, _mailbox: SelectedMailbox) -> bytes:
+    return b"RFC822.HEADER " + literal(extract_section(raw, (), "HEADER"))
+
+
+def _rfc822_text(row: FetchRow, raw: bytes, _mailbox: SelectedMailbox) -> bytes:
+    return b"RFC822.TEXT " + literal(extract_section(raw, (), "TEXT"))
+
+
+def _section(att: f.BodySection) -> Encoder:
+    name = att.response_name + b" "
+    section = att.section
+    partial = att.partial
+
+    def encode(row: FetchRow, raw: bytes, _mailbox: SelectedMailbox) -> bytes:
+        data = extract_section(raw, section.part, section.text, section.fields)
+        if partial is not None:
+            data = data[partial.offset : partial.offset + partial.length]
+        return name + literal(data)
+
+    return encode
+
+
+_CTE_RE = re.compile(rb"(?im)^content-transfer-encoding:[ \t]*([^\r\n;]*)")
+
+
+def decode_part(raw: bytes, part: tuple[int, ...]) -> bytes:
+    """BINARY content: the part's body with its transfer encoding removed."""
+    if not part:
+        return extract_section(raw, ())
+    header = extract_section(raw, part, "MIME")
+    body = extract_section(raw, part)
+    match = _CTE_RE.search(header)
+    cte = match.group(1).strip().lower() if match else b"7bit"
+    if cte in (b"", b"7bit", b"8bit", b"binary"):
+        return body
+    if cte == b"base64":
+        try:
+            return binascii.a2b_base64(body)
+        except binascii.Error:
+            return binascii.a2b_base64(re.sub(rb"[^A-Za-z0-9+/]", b"", body) + b"==")
+    if cte == b"quoted-printable":
+        return quopri.decodestring(body)
+    raise UnknownCte(cte.decode("ascii", "replace"))
+
+
+def _binary(att: f.Binary) -> Encoder:
+    name = att.response_name + b" "
+    partial = att.partial
+
+    def encode(row: FetchRow, raw: bytes, _mailbox: SelectedMailbox) -> bytes:
+        data = decode_part(raw, att.part)
+        if partial is not None:
+            data = data[partial.offset : partial.offset + partial.length]
+        return name + literal(data)
+
+    return encode
+
+
+def _binary_size(att: f.BinarySize) -> Encoder:
+    name = att.response_name + b" "
+
+    def encode(row: FetchRow, raw: bytes, _mailbox: SelectedMailbox) -> bytes:
+        return name + b"%d" % len(decode_part(raw, att.part))
+
+    return encode
+
+
+_SIMPLE: dict[type, Encoder] = {
+    f.Flags: _flags,
+    f.Uid: _uid,
+    f.Rfc822Size: _size,
+    f.InternalDate: _internaldate,
+    f.Envelope: _envelope,
+    f.BodyStructure: _bodystructure,
+    f.Body: _body,
+    f.ModSeq: _modseq,
+    f.Rfc822: _rfc822,
+    f.Rfc822Header: _rfc822_header,
+    f.Rfc822Text: _rfc822_text,
+}
+_STRUCTURE = (f.Envelope, f.BodyStructure, f.Body)
+_RAW = (f.Rfc822, f.Rfc822Header, f.Rfc822Text, f.BodySection, f.Binary, f.BinarySize)
+
+
+@dataclass
+class FetchPlan:
+    """What one FETCH needs: which queries, blobs and flag updates, and the encoders in order."""
+
+    encoders: list[Encoder] = field(default_factory=list)
+    structure: bool = False
+    needs_raw: bool = False
+    sets_seen: bool = False
+    has_flags: bool = False
+
+
+def plan(atts: tuple[f.FetchAtt, ...], *, uid_command: bool) -> FetchPlan:
+    """Compile the attributes; a UID FETCH answers with UID first even when not asked."""
+    result = FetchPlan()
+    ordered = list(atts)
+    if uid_command and f.Uid() not in ordered:
+        ordered.insert(0, f.Uid())
+    seen: set[f.FetchAtt] = set()
+    for att in ordered:
+        if att in seen:
+            continue
+        seen.add(att)
+        if isinstance(att, f.BodySection):
+            encoder = _section(att)
+            result.sets_seen |= not att.peek
+        elif isinstance(att, f.Binary):
+            encoder = _binary(att)
+            result.sets_seen |= not att.peek
+        elif isinstance(att, f.BinarySize):
+            encoder = _binary_size(att)
+        else:
+            encoder = _SIMPLE[type(att)]
+            result.sets_seen |= isinstance(att, f.Rfc822 | f.Rfc822Text)
+        result.structure |= isinstance(att, _STRUCTURE)
+        result.needs_raw |= isinstance(att, _RAW)
+        result.has_flags |= isinstance(att, f.Flags)
+        result.encoders.append(encoder)
+    return result
+
+
+def render(row: FetchRow, seq: int, plan_: FetchPlan, mailbox: SelectedMailbox, raw: bytes = b"",
+           *, seen_changed: bool = False) -> bytes:
+    """One ``* n FETCH (...)`` line (with any literals)."""
+    parts = [encode(row, raw, mailbox) for encode in plan_.encoders]
+    if seen_changed and not plan_.has_flags:
+        parts.append(_flags(row, raw, mailbox))
+    return b"* %d FETCH (" % seq + b" ".join(parts) + b")\r\n"

@@ -1,0 +1,59 @@
+"""IMAP SEARCH keys → the kernel's protocol-neutral criteria (answered in one SQL query).
+
+Message numbers, ``*`` and \\Recent are session concepts, so they become UID ranges here.
+"""
+
+from __future__ import annotations
+
+from sora_kernel import search as s
+from sora_kernel.flags import SYSTEM_FLAGS
+
+from .grammar import ParseError
+from .grammar import search as k
+from .selected import MAX_UID, SelectedMailbox
+
+
+def _uid_in(ranges: list[tuple[int, int]]) -> s.Criterion:
+    return s.UidIn(tuple(ranges)) if ranges else s.Nothing()
+
+
+def translate(key: k.SearchKey, mailbox: SelectedMailbox) -> s.Criterion:
+    """One search key (tree) → criterion; ParseError for what cannot be answered."""
+    match key:
+        case k.All():
+            return s.All()
+        case k.And(children):
+            return s.And(tuple(translate(child, mailbox) for child in children))
+        case k.Or(children):
+            return s.Or(tuple(translate(child, mailbox) for child in children))
+        case k.Not(child):
+            return s.Not(translate(child, mailbox))
+        case k.SeqNums(seqset):
+            if seqset.saved:
+                raise ParseError("Saved search results ($) are not supported")
+            return _uid_in(mailbox.runs(mailbox.seq_ranges(seqset)))
+        case k.Uids(seqset):
+            if seqset.saved:
+                raise ParseError("Saved search results ($) are not supported")
+            return _uid_in(seqset.resolve(mailbox.max_uid))
+        case k.FlagIs(flag, present):
+            if flag == "\\Recent":
+                recent = s.UidIn(((mailbox.recent_from, MAX_UID),))
+                return recent if present else s.Not(recent)
+            bit = SYSTEM_FLAGS.get(flag)
+            if bit is not None:
+                return s.FlagIs(bit, present)
+            if flag.startswith("\\"):
+                return s.Nothing() if present else s.All()
+            return s.KeywordIs(flag, present)
+        case k.TextContains(field, value, name):
+            return s.TextContains(field, value, name.lower())
+        case k.DateIs(field, op, day):
+            return s.DateIs(field, op, day)
+        case k.SizeIs(op, size):
+            return s.SizeIs(op, size)
+        case k.AgeIs(op, seconds):
+            return s.AgeIs(op, seconds)
+        case k.ModSeqIs(modseq=modseq):
+            return s.ModSeqIs(">=", modseq)
+    raise ParseError("Unsupported search key")

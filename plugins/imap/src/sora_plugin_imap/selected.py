@@ -1,0 +1,243 @@
+"""The selected mailbox as one session sees it: a compact UID map and its pending updates.
+
+Sequence number ``n`` is ``uids[n - 1]``. The map only changes when the session tells the client:
+new messages are appended when EXISTS is sent, expunged ones removed when EXPUNGE is sent. Until
+then an expunge seen in the database waits in ``pending_expunge`` so numbers stay stable (RFC 3501
+7.4.1 forbids EXPUNGE responses during FETCH, STORE and SEARCH).
+"""
+
+from __future__ import annotations
+
+from array import array
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterable, Iterator, Sequence
+
+from sora_kernel.flags import SYSTEM_FLAGS
+from sora_kernel.store.mailstore import MessageChange
+
+from .grammar import SequenceSet
+
+IndexRange = tuple[int, int]
+"""Half-open ``[start, stop)`` range of 0-based positions in the UID map."""
+
+MAX_UID = 2**63 - 1
+
+_FLAG_ORDER = tuple(SYSTEM_FLAGS.items())
+_flags_cache: dict[tuple[int, tuple[str, ...], bool], bytes] = {}
+
+
+def format_flags(bits: int, keywords: Sequence[str], recent: bool = False) -> bytes:
+    """``(\\Seen $Label1)`` from stored bits and keywords, cached (few distinct combinations)."""
+    key = (bits, tuple(keywords), recent)
+    cached = _flags_cache.get(key)
+    if cached is not None:
+        return cached
+    names = [name for name, bit in _FLAG_ORDER if bits & bit]
+    if recent:
+        names.append("\\Recent")
+    names.extend(keywords)
+    value = ("(" + " ".join(names) + ")").encode("utf-8", "replace")
+    if len(_flags_cache) < 4096:
+        _flags_cache[key] = value
+    return value
+
+
+class SelectedMailbox:
+    """UID map, known MODSEQ and pending changes of the mailbox a session has selected."""
+
+    __slots__ = (
+        "account_id", "id", "modseq", "name", "own_changes", "pending_expunge", "readonly",
+        "recent_from", "uids", "uidvalidity",
+    )
+
+    def __init__(self, account_id: int, mailbox_id: int, name: str, uidvalidity: int,
+                 uids: Iterable[int], modseq: int, recent_from: int, *, readonly: bool) -> None:
+        self.account_id = account_id
+        self.id = mailbox_id
+        self.name = name
+        self.uidvalidity = uidvalidity
+        self.uids = array("Q", uids)
+        self.modseq = modseq
+        self.recent_from = recent_from
+        self.readonly = readonly
+        self.pending_expunge: set[int] = set()
+        self.own_changes: dict[int, int] = {}
+
+    # ------------------------------------------------------------------ lookups
+
+    @property
+    def exists(self) -> int:
+        """Messages the client knows about (EXISTS)."""
+        return len(self.uids)
+
+    @property
+    def max_uid(self) -> int:
+        """The highest known UID, 0 when empty."""
+        return self.uids[-1] if self.uids else 0
+
+    def recent_count(self) -> int:
+        """Messages \\Recent for this session."""
+        return len(self.uids) - bisect_left(self.uids, self.recent_from)
+
+    def is_recent(self, uid: int) -> bool:
+        """Whether a message is \\Recent for this session."""
+        return uid >= self.recent_from
+
+    def seq_of(self, uid: int) -> int | None:
+        """Sequence number of a UID, None when the session does not know it."""
+        index = bisect_left(self.uids, uid)
+        if index < len(self.uids) and self.uids[index] == uid:
+            return index + 1
+        return None
+
+    # ------------------------------------------------------------------ sets → positions
+
+    def seq_ranges(self, seqset: SequenceSet) -> list[IndexRange]:
+        """Message numbers → positions; numbers past EXISTS are ignored."""
+        count = len(self.uids)
+        out: list[IndexRange] = []
+        for low, high in seqset.resolve(count):
+            if low > count:
+                break
+            out.append((low - 1, min(high, count)))
+        return out
+
+    def uid_ranges_to_positions(self, ranges: Iterable[tuple[int, int]]) -> list[IndexRange]:
+        """Sorted inclusive UID ranges → positions of the known UIDs inside them."""
+        out: list[IndexRange] = []
+        uids = self.uids
+        for low, high in ranges:
+            start = bisect_left(uids, low)
+            stop = bisect_right(uids, high, lo=start)
+            if start < stop:
+                if out and out[-1][1] >= start:
+                    out[-1] = (out[-1][0], max(out[-1][1], stop))
+                else:
+                    out.append((start, stop))
+        return out
+
+    def uid_set_ranges(self, seqset: SequenceSet) -> list[IndexRange]:
+        """UID set → positions (``*`` is the highest known UID)."""
+        return self.uid_ranges_to_positions(seqset.resolve(self.max_uid))
+
+    def runs(self, positions: Iterable[IndexRange]) -> list[tuple[int, int]]:
+        """Positions → inclusive UID ranges covering exactly those messages."""
+        out: list[tuple[int, int]] = []
+        uids = self.uids
+
+        def split(start: int, stop: int) -> None:
+            # a segment without gaps is one range; otherwise halve it (cost ~ number of gaps)
+            while start < stop:
+                first, last = uids[start], uids[stop - 1]
+                if last - first == stop - 1 - start:
+                    if out and out[-1][1] + 1 == first:
+                        out[-1] = (out[-1][0], last)
+                    else:
+                        out.append((first, last))
+                    return
+                middle = (start + stop) // 2
+                split(start, middle)
+                start = middle
+
+        for start, stop in positions:
+            split(start, stop)
+        return out
+
+    @staticmethod
+    def count(positions: Iterable[IndexRange]) -> int:
+        """How many messages the positions cover."""
+        return sum(stop - start for start, stop in positions)
+
+    @staticmethod
+    def chunks(positions: Sequence[IndexRange], size: int) -> Iterator[list[IndexRange]]:
+        """Split positions into pieces of at most ``size`` messages."""
+        chunk: list[IndexRange] = []
+        room = size
+        for start, stop in positions:
+            while start < stop:
+                take = min(stop - start, room)
+                chunk.append((start, start + take))
+                start += take
+                room -= take
+                if room == 0:
+                    yield chunk
+                    chunk, room = [], size
+        if chunk:
+            yield chunk
+
+    def uids_at(self, positions: Iterable[IndexRange]) -> Iterator[int]:
+        """The UIDs at the positions, in order."""
+        for start, stop in positions:
+            yield from self.uids[start:stop]
+
+    # ------------------------------------------------------------------ updates
+
+    def remember_own(self, changes: Iterable[MessageChange]) -> None:
+        """Flag changes this session already reported, so a later sync does not repeat them."""
+        for change in changes:
+            self.own_changes[change.uid] = change.modseq
+
+    def apply(self, changes: Sequence[MessageChange], highest: int, *, expunges: bool) -> list[bytes]:
+        """Fold changes from the store into the map; returns the untagged responses to send.
+
+        Flag changes become FETCH responses (numbered before any EXPUNGE that follows), expunges
+        are sent only when ``expunges`` allows it, new messages become EXISTS and RECENT.
+        """
+        out: list[bytes] = []
+        uids = self.uids
+        top = self.max_uid
+        new: list[int] = []
+        own = self.own_changes
+        for change in changes:
+            uid = change.uid
+            if uid > top:
+                if not change.expunged:
+                    new.append(uid)
+                continue
+            index = bisect_left(uids, uid)
+            if index >= len(uids) or uids[index] != uid:
+                continue
+            if change.expunged:
+                self.pending_expunge.add(uid)
+            elif own.get(uid) != change.modseq and uid not in self.pending_expunge:
+                out.append(b"* %d FETCH (UID %d FLAGS %s)\r\n" % (
+                    index + 1, uid, format_flags(change.flags, change.keywords, uid >= self.recent_from)))
+        self.own_changes = {}
+        if highest > self.modseq:
+            self.modseq = highest
+        if expunges:
+            out.extend(self.flush_expunges())
+        if new:
+            recent_before = self.recent_count()
+            uids.extend(new)
+            out.append(b"* %d EXISTS\r\n" % len(uids))
+            if self.recent_count() != recent_before:
+                out.append(b"* %d RECENT\r\n" % self.recent_count())
+        return out
+
+    def flush_expunges(self) -> list[bytes]:
+        """EXPUNGE responses for every pending expunge; the map shrinks accordingly."""
+        if not self.pending_expunge:
+            return []
+        gone = self.pending_expunge
+        self.pending_expunge = set()
+        return self.remove(gone)
+
+    def remove(self, gone: Iterable[int]) -> list[bytes]:
+        """Drop UIDs from the map; returns ``* n EXPUNGE`` lines numbered as they take effect."""
+        uids = self.uids
+        positions = sorted(
+            index for uid in set(gone)
+            if (index := bisect_left(uids, uid)) < len(uids) and uids[index] == uid
+        )
+        if not positions:
+            return []
+        self.pending_expunge.difference_update(uids[i] for i in positions)
+        # each line refers to numbers after the previous expunges took effect
+        out = [b"* %d EXPUNGE\r\n" % (index + 1 - done) for done, index in enumerate(positions)]
+        if len(positions) == 1:
+            del uids[positions[0]]
+        else:
+            drop = set(positions)
+            self.uids = array("Q", (uid for index, uid in enumerate(uids) if index not in drop))
+        return out

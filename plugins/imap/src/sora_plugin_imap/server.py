@@ -1,0 +1,62 @@
+"""The IMAP listeners: plain (with STARTTLS) and implicit TLS, one session per connection."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import structlog
+
+from sora_kernel.errors import ConfigError
+from sora_kernel.net import Connection, ConnectionLimiter, serve_tcp
+
+from .session import Session
+from .settings import ImapSettings
+
+if TYPE_CHECKING:
+    from sora_kernel.kernel import Kernel
+
+log = structlog.get_logger("sora.imap")
+
+GOODBYE = b"* BYE Server shutting down\r\n"
+
+
+def _refuse(reason: str) -> bytes:
+    if reason == "per_ip":
+        return b"* BYE [UNAVAILABLE] Too many connections from your address\r\n"
+    return b"* BYE [UNAVAILABLE] Too many connections, try again later\r\n"
+
+
+class ImapServer:
+    """Shared state of the IMAP listeners of one worker: settings, limiter, plugin commands."""
+
+    def __init__(self, kernel: Kernel) -> None:
+        self.kernel = kernel
+        self.settings = ImapSettings.from_config(kernel.config)
+        self.limiter = ConnectionLimiter(self.settings.max_connections, self.settings.max_connections_per_ip)
+        self.extra_capabilities = tuple(kernel.plugins.imap_capabilities(kernel))
+        self.extra_commands: dict[str, Any] = {
+            name.upper(): handler for name, handler in kernel.plugins.imap_commands(kernel).items()
+        }
+
+    async def handle(self, conn: Connection) -> None:
+        """Run one client session until it logs out, times out or the server stops."""
+        await Session(self, conn).run()
+
+    async def serve_plain(self, *, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
+        """The ``addr`` listener."""
+        await serve_tcp(
+            self.kernel, protocol="imap", addr=self.settings.addr, handler=self.handle,
+            goodbye=GOODBYE, refuse=_refuse, limiter=self.limiter, task_status=task_status,
+        )
+
+    async def serve_tls(self, *, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
+        """The ``tls_addr`` listener (implicit TLS)."""
+        context = self.kernel.tls_context()
+        if context is None:
+            raise ConfigError("[imap] tls_addr is set but no certificate is configured ([tls] cert_file, key_file)")
+        await serve_tcp(
+            self.kernel, protocol="imap", addr=self.settings.tls_addr, handler=self.handle,
+            tls_context=context, goodbye=GOODBYE, refuse=_refuse, limiter=self.limiter,
+            task_status=task_status,
+        )

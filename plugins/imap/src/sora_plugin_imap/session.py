@@ -1,0 +1,1018 @@
+"""One IMAP session: framing of commands and literals, the state machine, every command.
+
+Layers: :mod:`.grammar` parses bytes into commands (sans-I/O); this module decides what they
+mean for the session's state and the mail store; :mod:`.server` runs it on a connection.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Awaitable, Callable
+from contextlib import ExitStack
+from dataclasses import replace
+from enum import IntFlag
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import structlog
+
+from sora_kernel import search as s
+from sora_kernel.auth import SaslAuthFailed, SaslError, create_mechanism
+from sora_kernel.errors import AlreadyExists, InvalidName, NotFound
+from sora_kernel.events import Subscription
+from sora_kernel.flags import DELETED, SEEN, split_flags
+from sora_kernel.net import ConnectionClosed, LineTooLong
+from sora_kernel.store.mailstore import DELIMITER, INBOX, SPECIAL_USES, Mailbox, MailStore
+from sora_kernel.types import AuthRequest, Principal
+
+from . import fetching, grammar, listing, searching
+from .grammar import BadCharset, Command, ParseError
+from .grammar import commands as c
+from .grammar.response import encode_mailbox, format_sequence_set, quote_string
+from .replies import Reply, bad, from_error, no
+from .selected import MAX_UID, SelectedMailbox, format_flags
+from .settings import PREAUTH_LITERAL_LIMIT
+
+if TYPE_CHECKING:
+    from sora_kernel.net import Connection
+
+    from .server import ImapServer
+
+log = structlog.get_logger("sora.imap")
+
+VERSION = "0.1.0"
+MAX_AUTH_FAILURES = 3
+#: A refused non-synchronizing literal larger than this is not drained: the client is cut off.
+MAX_DRAIN = 256 * 1024 * 1024
+FLAGS_LINE = b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n"
+PERMANENT_FLAGS = b"(\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)"
+_NO_EXPUNGE = frozenset({"FETCH", "STORE", "SEARCH"})
+_STORE_RUNS = 1000
+
+
+class State(IntFlag):
+    """Protocol states (RFC 3501 section 3)."""
+
+    NOT_AUTH = 1
+    AUTH = 2
+    SELECTED = 4
+    LOGOUT = 8
+
+
+ANY = State.NOT_AUTH | State.AUTH | State.SELECTED
+AUTHED = State.AUTH | State.SELECTED
+
+Ok = tuple[str | None, str]
+"""A successful outcome: (response code or None, text) for the tagged OK."""
+
+SENT = ("", "")
+"""Returned by handlers that already wrote their tagged response."""
+
+
+class _Closed(Exception):
+    """End the session after the current output (BYE already queued)."""
+
+
+class Session:
+    """State and command handlers of one client connection."""
+
+    def __init__(self, server: ImapServer, conn: Connection) -> None:
+        self.server = server
+        self.kernel = server.kernel
+        self.settings = server.settings
+        self.limits = server.settings.limits
+        self.conn = conn
+        self.store: MailStore = server.kernel.store
+        self.state = State.NOT_AUTH
+        self.principal: Principal | None = None
+        self.account_id = 0
+        self.selected: SelectedMailbox | None = None
+        self.subscription: Subscription | None = None
+        self._subscription_stack = ExitStack()
+        self._out: list[bytes] = []
+        self._out_size = 0
+        self.errors = 0
+        self.auth_failures = 0
+        self.commands = 0
+        self._tag = ""
+        self._handlers: dict[type[Command], tuple[State, Callable[[Any], Awaitable[Ok]]]] = {
+            c.Capability: (ANY, self.cmd_capability),
+            c.Noop: (ANY, self.cmd_noop),
+            c.Logout: (ANY, self.cmd_logout),
+            c.Id: (ANY, self.cmd_id),
+            c.StartTls: (State.NOT_AUTH, self.cmd_starttls),
+            c.Login: (State.NOT_AUTH, self.cmd_login),
+            c.Authenticate: (State.NOT_AUTH, self.cmd_authenticate),
+            c.Select: (AUTHED, self.cmd_select),
+            c.Create: (AUTHED, self.cmd_create),
+            c.Delete: (AUTHED, self.cmd_delete),
+            c.Rename: (AUTHED, self.cmd_rename),
+            c.Subscribe: (AUTHED, self.cmd_subscribe),
+            c.Unsubscribe: (AUTHED, self.cmd_unsubscribe),
+            c.List: (AUTHED, self.cmd_list),
+            c.Lsub: (AUTHED, self.cmd_lsub),
+            c.Status: (AUTHED, self.cmd_status),
+            c.Append: (AUTHED, self.cmd_append),
+            c.Namespace: (AUTHED, self.cmd_namespace),
+            c.Enable: (AUTHED, self.cmd_enable),
+            c.Idle: (AUTHED, self.cmd_idle),
+            c.Check: (State.SELECTED, self.cmd_check),
+            c.Close: (State.SELECTED, self.cmd_close),
+            c.Unselect: (State.SELECTED, self.cmd_unselect),
+            c.Expunge: (State.SELECTED, self.cmd_expunge),
+            c.Search: (State.SELECTED, self.cmd_search),
+            c.Fetch: (State.SELECTED, self.cmd_fetch),
+            c.Store: (State.SELECTED, self.cmd_store),
+            c.Copy: (State.SELECTED, self.cmd_copy),
+            c.Move: (State.SELECTED, self.cmd_move),
+        }
+
+    # ================================================================== output
+
+    def send(self, data: bytes) -> None:
+        """Queue untagged output; :meth:`flush` writes it."""
+        self._out.append(data)
+        self._out_size += len(data)
+
+    async def flush(self) -> None:
+        """Write queued output in one send."""
+        if self._out:
+            data = b"".join(self._out)
+            self._out.clear()
+            self._out_size = 0
+            await self.conn.write(data)
+
+    async def maybe_flush(self, threshold: int = 256 * 1024) -> None:
+        """Flush when enough output is queued (big FETCH answers stream out)."""
+        if self._out_size >= threshold:
+            await self.flush()
+
+    @staticmethod
+    def tagged(tag: str, status: str, text: str, code: str | None = None) -> bytes:
+        """``tag STATUS [code] text``."""
+        return grammar.response.tagged(tag, status, text, code)
+
+    # ================================================================== capabilities
+
+    @property
+    def tls_available(self) -> bool:
+        """Whether STARTTLS can be offered on this connection."""
+        return not self.conn.tls and self.kernel.tls_context() is not None
+
+    @property
+    def auth_allowed(self) -> bool:
+        """Plain-text credentials are accepted (TLS, or cleartext allowed by config)."""
+        return self.conn.tls or self.settings.allow_cleartext_auth
+
+    def capabilities(self) -> str:
+        """The capability list for the current state."""
+        caps = ["IMAP4rev1", "SASL-IR", "LITERAL+", "ID", "ENABLE", "IDLE"]
+        if self.state & State.NOT_AUTH:
+            if self.tls_available:
+                caps.append("STARTTLS")
+            if self.auth_allowed:
+                caps.extend(("AUTH=PLAIN", "AUTH=LOGIN"))
+            else:
+                caps.append("LOGINDISABLED")
+        else:
+            caps.extend((
+                "NAMESPACE", "UNSELECT", "UIDPLUS", "MOVE", "CHILDREN", "SPECIAL-USE",
+                "CREATE-SPECIAL-USE", "LIST-EXTENDED", "LIST-STATUS", "ESEARCH", "BINARY",
+                f"APPENDLIMIT={self.settings.append_limit}",
+            ))
+            caps.extend(self.server.extra_capabilities)
+        return " ".join(caps)
+
+    # ================================================================== main loop
+
+    async def run(self) -> None:
+        """Greet, then read and execute commands until LOGOUT, timeout or disconnect."""
+        conn = self.conn
+        try:
+            await conn.write(b"* OK [CAPABILITY " + self.capabilities().encode() + b"] Sora ready.\r\n")
+            while self.state != State.LOGOUT:
+                try:
+                    data = await self.read_command()
+                except TimeoutError:
+                    await conn.write(b"* BYE Idle timeout, closing connection.\r\n")
+                    return
+                except LineTooLong:
+                    await conn.write(b"* BYE Command line too long.\r\n")
+                    return
+                except _Closed:
+                    await self.flush()
+                    return
+                if data is None:
+                    continue
+                try:
+                    await self.execute(data)
+                except _Closed:
+                    await self.flush()
+                    return
+        finally:
+            self.deselect()
+            conn.extra["commands"] = self.commands
+
+    @property
+    def timeout(self) -> float:
+        """Read timeout: short before login, the idle timeout after."""
+        return self.settings.auth_timeout if self.state & State.NOT_AUTH else self.settings.idle_timeout
+
+    async def read_command(self) -> bytes | None:
+        """One command with its literals joined (see :func:`grammar.literal_at_end`).
+
+        Returns None when the command was refused during framing (already answered).
+        """
+        conn = self.conn
+        limit = self.settings.max_line_length
+        line = await conn.readline(limit, self.timeout)
+        if not line.strip():
+            return None
+        try:
+            literal = grammar.literal_at_end(line)
+        except ParseError:
+            await conn.write(b"* BYE Invalid literal.\r\n")
+            raise _Closed() from None
+        if literal is None:
+            return line
+        tag, name = grammar.peek_tag_and_name(line)
+        is_append = name == "APPEND"
+        parts = [line]
+        total = len(line)
+        while literal is not None:
+            if is_append and self.state != State.NOT_AUTH:
+                max_literal = self.settings.append_limit
+                max_total = self.settings.append_limit + self.settings.max_command_size
+            else:
+                max_literal = self.settings.max_line_length
+                max_total = self.settings.max_command_size
+            if self.state & State.NOT_AUTH:
+                max_literal = min(max_literal, PREAUTH_LITERAL_LIMIT)
+                max_total = min(max_total, 4 * PREAUTH_LITERAL_LIMIT)
+            if literal.size > max_literal or total + literal.size > max_total:
+                await self.refuse_literal(tag, literal, is_append)
+                return None
+            if not literal.non_sync:
+                await conn.write(b"+ OK\r\n")
+            parts.append(b"\r\n")
+            parts.append(await conn.read_exactly(literal.size, self.timeout))
+            line = await conn.readline(limit, self.timeout)
+            parts.append(line)
+            total += literal.size + len(line) + 2
+            try:
+                literal = grammar.literal_at_end(line)
+            except ParseError:
+                await conn.write(b"* BYE Invalid literal.\r\n")
+                raise _Closed() from None
+        return b"".join(parts)
+
+    async def refuse_literal(self, tag: str | None, literal: grammar.Literal, is_append: bool) -> None:
+        """Answer a too-large literal without reading it into memory.
+
+        A synchronizing literal is simply not accepted (the client waits for ``+``); the bytes of
+        a non-synchronizing one are already on their way and are drained with the rest of the
+        command, unless that is abuse (before login, or absurd sizes): then the client is cut off.
+        """
+        conn = self.conn
+        if literal.non_sync:
+            if self.state & State.NOT_AUTH or literal.size > MAX_DRAIN:
+                await conn.write(b"* BYE [TOOBIG] Literal too large.\r\n")
+                raise _Closed()
+            await conn.discard_exactly(literal.size, self.timeout)
+            while True:
+                line = await conn.readline(self.settings.max_line_length, self.timeout)
+                try:
+                    following = grammar.literal_at_end(line)
+                except ParseError:
+                    following = None
+                if following is None or not following.non_sync:
+                    break
+                if following.size > MAX_DRAIN:
+                    await conn.write(b"* BYE [TOOBIG] Literal too large.\r\n")
+                    raise _Closed()
+                await conn.discard_exactly(following.size, self.timeout)
+        text = "Message too large." if is_append else "Literal too large."
+        if tag is None:
+            await conn.write(grammar.response.untagged_status("BAD", text, "TOOBIG"))
+        else:
+            await conn.write(self.tagged(tag, "NO", text, "TOOBIG"))
+        self.kernel.metrics.command("imap", "APPEND" if is_append else "LITERAL", "no", 0.0)
+
+    # ================================================================== dispatch
+
+    async def execute(self, data: bytes) -> None:
+        """Parse and run one command; every outcome ends with a tagged (or ``* BAD``) line."""
+        started = time.perf_counter()
+        self.commands += 1
+        tag: str | None = None
+        name = "UNKNOWN"
+        result = "bad"
+        line: bytes
+        force_sync = False
+        try:
+            try:
+                command = grammar.parse_command(data, limits=self.limits)
+            except BadCharset as exc:
+                tag, name = exc.tag, "SEARCH"
+                raise no("Unsupported charset.", f"BADCHARSET ({' '.join(exc.supported)})") from None
+            except ParseError as exc:
+                tag = exc.tag
+                peeked = grammar.peek_tag_and_name(data)[1]
+                if peeked and peeked in self.server.extra_commands and tag and self.state & AUTHED:
+                    name = peeked
+                    handler = self.server.extra_commands[peeked]
+                    line = await handler(self, tag, data)
+                    result = "ok"
+                    self.errors = 0
+                    self.send(line)
+                    await self.flush()
+                    return
+                if peeked in grammar.COMMAND_NAMES:
+                    name = peeked
+                raise bad(exc.message) from None
+            tag, name = command.tag, command.name
+            self._tag = tag
+            allowed, handler = self._handlers[type(command)]
+            if not self.state & allowed:
+                raise self._state_error(allowed)
+            code, text = await handler(command)
+            result = "ok"
+            if (code, text) == SENT:
+                return
+            line = self.tagged(tag, "OK", text, code)
+        except Reply as reply:
+            result = reply.status.lower()
+            line = (self.tagged(tag, reply.status, reply.text, reply.code) if tag
+                    else grammar.response.untagged_status(reply.status, reply.text, reply.code))
+        except (ConnectionClosed, _Closed):
+            raise
+        except Exception as exc:
+            reply = from_error(exc)
+            if reply is None or reply.code in ("SERVERBUG", "UNAVAILABLE"):
+                log.exception("imap command failed", session=self.conn.id, command=name)
+                reply = reply or no("Internal error.", "SERVERBUG")
+            result = "no"
+            line = self.tagged(tag, reply.status, reply.text, reply.code) if tag else \
+                grammar.response.untagged_status(reply.status, reply.text, reply.code)
+        finally:
+            self.kernel.metrics.command("imap", name, result, time.perf_counter() - started)
+        force_sync = name in ("NOOP", "CHECK")
+        if self.selected is not None and (force_sync or (self.subscription and self.subscription.pending)):
+            await self.sync(expunges=name.removeprefix("UID ") not in _NO_EXPUNGE)
+        self.send(line)
+        if result == "bad":
+            self.errors += 1
+            if self.errors >= self.settings.max_errors:
+                self.send(b"* BYE Too many invalid commands.\r\n")
+                raise _Closed()
+        else:
+            self.errors = 0
+        await self.flush()
+
+    def _state_error(self, allowed: State) -> Reply:
+        if self.state & State.NOT_AUTH:
+            return bad("Not authenticated.", "CLIENTBUG")
+        if allowed == State.NOT_AUTH:
+            return bad("Already authenticated.", "CLIENTBUG")
+        return bad("No mailbox selected.", "CLIENTBUG")
+
+    # ================================================================== selected mailbox upkeep
+
+    def deselect(self) -> None:
+        """Forget the selected mailbox and its change subscription."""
+        self._subscription_stack.close()
+        self._subscription_stack = ExitStack()
+        self.subscription = None
+        self.selected = None
+        if self.state & State.SELECTED:
+            self.state = State.AUTH
+
+    async def sync(self, *, expunges: bool) -> None:
+        """Fetch changes since the known MODSEQ and queue the untagged updates."""
+        selected = self.selected
+        if selected is None:
+            return
+        if self.subscription is not None:
+            self.subscription.clear()
+        try:
+            changes, highest = await self.store.changes_since(selected.id, selected.modseq)
+        except NotFound:
+            return
+        for line in selected.apply(changes, highest, expunges=expunges):
+            self.send(line)
+
+    # ================================================================== any state
+
+    async def cmd_capability(self, cmd: c.Capability) -> Ok:
+        """CAPABILITY."""
+        self.send(b"* CAPABILITY " + self.capabilities().encode() + b"\r\n")
+        return None, "Capability completed."
+
+    async def cmd_noop(self, cmd: c.Noop) -> Ok:
+        """NOOP (the sync after it reports changes)."""
+        return None, "NOOP completed."
+
+    async def cmd_logout(self, cmd: c.Logout) -> Ok:
+        """LOGOUT."""
+        self.send(b"* BYE Logging out.\r\n")
+        self.send(self.tagged(cmd.tag, "OK", "Logout completed."))
+        self.state = State.LOGOUT
+        self.deselect()
+        await self.flush()
+        return SENT
+
+    async def cmd_id(self, cmd: c.Id) -> Ok:
+        """ID (RFC 2971): remember what the client says, tell who we are."""
+        if cmd.params:
+            fields = {key.lower(): value for key, value in cmd.params[:30] if value is not None}
+            client = " ".join(filter(None, (fields.get("name"), fields.get("version"))))
+            if client:
+                self.conn.extra["client"] = client[:100]
+        items = [("name", "Sora"), ("version", VERSION), ("vendor", "Sora")]
+        body = b" ".join(quote_string(k) + b" " + quote_string(v) for k, v in items)
+        self.send(b"* ID (" + body + b")\r\n")
+        return None, "ID completed."
+
+    # ================================================================== not authenticated
+
+    async def cmd_starttls(self, cmd: c.StartTls) -> Ok:
+        """STARTTLS: the OK goes out in plain text, then the handshake."""
+        if self.conn.tls:
+            raise bad("TLS is already active.")
+        context = self.kernel.tls_context()
+        if context is None:
+            raise bad("TLS is not available.")
+        await self.flush()
+        await self.conn.write(self.tagged(cmd.tag, "OK", "Begin TLS negotiation now."))
+        await self.conn.start_tls(context)
+        return SENT
+
+    async def cmd_login(self, cmd: c.Login) -> Ok:
+        """LOGIN user password."""
+        if not self.auth_allowed:
+            raise no("Plaintext authentication disallowed on non-secure connections.", "PRIVACYREQUIRED")
+        principal = None
+        if cmd.username and cmd.password:
+            principal = await self.kernel.authenticate(AuthRequest(
+                protocol="imap", username=cmd.username, password=cmd.password,
+                remote_ip=self.conn.remote_ip, mechanism="LOGIN"))
+        return await self._login_result(principal, cmd.username)
+
+    async def cmd_authenticate(self, cmd: c.Authenticate) -> Ok:
+        """AUTHENTICATE PLAIN / LOGIN / SCRAM-SHA-256, with SASL-IR."""
+        if not self.auth_allowed:
+            raise no("Plaintext authentication disallowed on non-secure connections.", "PRIVACYREQUIRED")
+        try:
+            mechanism = create_mechanism(cmd.mechanism)
+        except ValueError:
+            raise no("Unsupported authentication mechanism.", "CANNOT") from None
+        scram_principal: Principal | None = None
+        try:
+            step = mechanism.start(cmd.initial_response)
+            while not step.done:
+                if step.need_secret_for is not None:
+                    record = await self.store.lookup_login(step.need_secret_for)
+                    if record is not None:
+                        scram_principal = Principal(record.account_id, record.address, record.primary_address)
+                    step = mechanism.provide_secret(record.scram_secret if record else None)
+                    continue
+                step = mechanism.step(await self._sasl_exchange(step.challenge or b""))
+            if step.server_final is not None:
+                await self._sasl_exchange(step.server_final)
+        except (SaslAuthFailed, SaslError):
+            return await self._login_result(None, "")
+        credentials = step.credentials
+        assert credentials is not None
+        if credentials.password is None:  # SCRAM proved the password itself
+            principal = scram_principal
+            request = AuthRequest("imap", credentials.authcid, "", self.conn.remote_ip, mechanism.name,
+                                  credentials.authzid)
+            self.kernel.plugins.auth_result(self.kernel, request, principal)
+        else:
+            principal = await self.kernel.authenticate(AuthRequest(
+                protocol="imap", username=credentials.authcid, password=credentials.password,
+                remote_ip=self.conn.remote_ip, mechanism=mechanism.name, authzid=credentials.authzid))
+        if principal is not None and credentials.authzid and not principal.is_master:
+            wanted = credentials.authzid.lower()
+            if wanted not in (principal.address.lower(), principal.primary_address.lower(),
+                              credentials.authcid.lower()):
+                principal = None
+        return await self._login_result(principal, credentials.authcid)
+
+    async def _sasl_exchange(self, challenge: bytes) -> bytes:
+        """Send a challenge, return the decoded answer; ``*`` cancels with BAD."""
+        await self.flush()
+        await self.conn.write(b"+ " + base64.b64encode(challenge) + b"\r\n")
+        line = await self.conn.readline(16384, self.timeout)
+        try:
+            data = c.decode_sasl_response(line)
+        except ParseError:
+            raise bad("Invalid base64 in SASL response.") from None
+        if data is None:
+            raise bad("Authentication cancelled.")
+        return data
+
+    async def _login_result(self, principal: Principal | None, username: str) -> Ok:
+        if principal is None:
+            self.auth_failures += 1
+            log.info("imap login failed", session=self.conn.id, remote=self.conn.remote_ip,
+                     user=username[:100])
+            await anyio.sleep(self.settings.failure_delay)
+            if self.auth_failures >= MAX_AUTH_FAILURES:
+                self.send(self.tagged(self.current_tag, "NO", "Authentication failed.", "AUTHENTICATIONFAILED"))
+                self.send(b"* BYE Too many authentication failures.\r\n")
+                raise _Closed()
+            raise no("Authentication failed.", "AUTHENTICATIONFAILED")
+        self.principal = principal
+        self.account_id = principal.account_id
+        self.state = State.AUTH
+        self.conn.username = principal.address
+        if principal.primary_address != principal.address:
+            self.conn.extra["account"] = principal.primary_address
+        await self.store.ensure_default_mailboxes(principal.account_id)
+        return "CAPABILITY " + self.capabilities(), "Logged in."
+
+    @property
+    def current_tag(self) -> str:
+        """Tag of the command being executed (for replies sent before closing)."""
+        return self._tag
+
+    # ================================================================== authenticated
+
+    async def cmd_select(self, cmd: c.Select) -> Ok:
+        """SELECT / EXAMINE."""
+        if self.selected is not None:
+            self.deselect()
+            self.send(b"* OK [CLOSED] Previous mailbox closed.\r\n")
+        try:
+            mailbox, recent_from = await self.store.select_mailbox(
+                self.account_id, cmd.mailbox, claim_recent=not cmd.readonly)
+        except (NotFound, InvalidName):
+            raise no("Mailbox doesn't exist.", "NONEXISTENT") from None
+        stack = ExitStack()
+        subscription = stack.enter_context(self.kernel.events.subscribe(mailbox_id=mailbox.id))
+        try:
+            uids, modseq = await self.store.message_uids(mailbox.id)
+            selected = SelectedMailbox(self.account_id, mailbox.id, mailbox.name, mailbox.uidvalidity,
+                                       uids, modseq, recent_from, readonly=cmd.readonly)
+            first_unseen = None
+            if mailbox.unseen_count:
+                unseen = await self.store.search(self.account_id, mailbox.id, s.FlagIs(SEEN, False))
+                for uid in unseen:
+                    first_unseen = selected.seq_of(uid)
+                    if first_unseen is not None:
+                        break
+        except BaseException:
+            stack.close()
+            raise
+        self._subscription_stack = stack
+        self.subscription = subscription
+        self.selected = selected
+        self.state = State.SELECTED
+        self.send(FLAGS_LINE)
+        permanent = b"()" if cmd.readonly else PERMANENT_FLAGS
+        self.send(b"* OK [PERMANENTFLAGS " + permanent + b"] Flags permitted.\r\n")
+        self.send(b"* %d EXISTS\r\n* %d RECENT\r\n" % (selected.exists, selected.recent_count()))
+        if first_unseen is not None:
+            self.send(b"* OK [UNSEEN %d] First unseen.\r\n" % first_unseen)
+        uidnext = max(mailbox.uidnext, selected.max_uid + 1)
+        self.send(b"* OK [UIDVALIDITY %d] UIDs valid.\r\n" % mailbox.uidvalidity)
+        self.send(b"* OK [UIDNEXT %d] Predicted next UID.\r\n" % uidnext)
+        if cmd.readonly:
+            return "READ-ONLY", "Examine completed."
+        return "READ-WRITE", "Select completed."
+
+    async def cmd_create(self, cmd: c.Create) -> Ok:
+        """CREATE name [(USE (\\Special))]."""
+        name = cmd.mailbox.rstrip(DELIMITER)
+        if not name:
+            raise no("Invalid mailbox name.", "CANNOT")
+        if name.upper() == INBOX:
+            raise no("Mailbox already exists.", "ALREADYEXISTS")
+        special_use = None
+        if cmd.special_use:
+            if len(cmd.special_use) > 1 or cmd.special_use[0] not in SPECIAL_USES:
+                raise no("Unsupported special-use attribute.", "USEATTR")
+            special_use = cmd.special_use[0]
+        try:
+            await self.store.create_mailbox(self.account_id, name, special_use)
+        except AlreadyExists as exc:
+            if special_use and "already has" in str(exc):
+                raise no("Another mailbox already has that special use.", "USEATTR") from None
+            raise
+        return None, "Create completed."
+
+    async def cmd_delete(self, cmd: c.Delete) -> Ok:
+        """DELETE name (not INBOX, not with children)."""
+        if cmd.mailbox.upper() == INBOX:
+            raise no("INBOX cannot be deleted.", "CANNOT")
+        try:
+            await self.store.delete_mailbox(self.account_id, cmd.mailbox)
+        except AlreadyExists:
+            raise no("Mailbox has children; delete them first.", "HASCHILDREN") from None
+        if self.selected is not None and self.selected.name == cmd.mailbox:
+            self.deselect()
+        return None, "Delete completed."
+
+    async def cmd_rename(self, cmd: c.Rename) -> Ok:
+        """RENAME old new (RENAME INBOX moves its messages)."""
+        await self.store.rename_mailbox(self.account_id, cmd.mailbox, cmd.new_name.rstrip(DELIMITER))
+        return None, "Rename completed."
+
+    async def cmd_subscribe(self, cmd: c.Subscribe) -> Ok:
+        """SUBSCRIBE name."""
+        await self.store.subscribe(self.account_id, cmd.mailbox)
+        return None, "Subscribe completed."
+
+    async def cmd_unsubscribe(self, cmd: c.Unsubscribe) -> Ok:
+        """UNSUBSCRIBE name."""
+        try:
+            await self.store.unsubscribe(self.account_id, cmd.mailbox)
+        except NotFound:
+            raise no("Not subscribed to that mailbox.", "NONEXISTENT") from None
+        return None, "Unsubscribe completed."
+
+    def _list_line(self, verb: bytes, name: str, attributes: list[str]) -> bytes:
+        return (b"* " + verb + b" (" + " ".join(attributes).encode() + b') "/" '
+                + encode_mailbox(name) + b"\r\n")
+
+    async def cmd_list(self, cmd: c.List) -> Ok:
+        """LIST, including LIST-EXTENDED selection/return options and LIST-STATUS."""
+        if not cmd.extended and cmd.patterns == ("",):
+            self.send(b'* LIST (\\Noselect) "/" ""\r\n')
+            return None, "List completed."
+        mailboxes = await self.store.list_mailboxes(self.account_id)
+        want_subscribed = "SUBSCRIBED" in cmd.selection or "SUBSCRIBED" in cmd.return_options
+        subscribed = set(await self.store.list_subscriptions(self.account_id)) if want_subscribed else None
+        existing = {m.name: m for m in mailboxes}
+        entries: dict[str, listing.ListEntry] = {}
+        try:
+            for pattern in cmd.patterns:
+                if "SUBSCRIBED" in cmd.selection:
+                    assert subscribed is not None
+                    for entry in listing.lsub_entries(subscribed, set(existing), cmd.reference, pattern):
+                        attrs = ["\\Subscribed"]
+                        if entry.name not in existing:
+                            attrs.append("\\NonExistent")
+                        else:
+                            mailbox = existing[entry.name]
+                            if mailbox.special_use:
+                                attrs.append(mailbox.special_use)
+                        if entry.name in subscribed:
+                            entries.setdefault(entry.name, listing.ListEntry(entry.name, attrs))
+                    continue
+                for entry in listing.list_entries(
+                        ((m.name, m.special_use) for m in mailboxes), cmd.reference, pattern,
+                        subscribed=subscribed):
+                    entries.setdefault(entry.name, entry)
+        except ValueError:
+            raise bad("Pattern too complex.") from None
+        for entry in sorted(entries.values(), key=lambda e: (e.name != INBOX, e.name)):
+            if "SPECIAL-USE" in cmd.selection:
+                mailbox = existing.get(entry.name)
+                if mailbox is None or not mailbox.special_use:
+                    continue
+            self.send(self._list_line(b"LIST", entry.name, entry.attributes))
+            if cmd.status_items and entry.name in existing:
+                self.send(await self._status_line(existing[entry.name], cmd.status_items))
+        return None, "List completed."
+
+    async def cmd_lsub(self, cmd: c.Lsub) -> Ok:
+        """LSUB reference pattern."""
+        subscribed = await self.store.list_subscriptions(self.account_id)
+        existing = {m.name for m in await self.store.list_mailboxes(self.account_id)}
+        try:
+            entries = listing.lsub_entries(subscribed, existing, cmd.reference, cmd.pattern)
+        except ValueError:
+            raise bad("Pattern too complex.") from None
+        for entry in entries:
+            self.send(self._list_line(b"LSUB", entry.name, entry.attributes))
+        return None, "Lsub completed."
+
+    async def _status_line(self, mailbox: Mailbox, items: tuple[str, ...]) -> bytes:
+        values: list[bytes] = []
+        for item in items:
+            if item == "MESSAGES":
+                value = mailbox.message_count
+            elif item == "UIDNEXT":
+                value = mailbox.uidnext
+            elif item == "UIDVALIDITY":
+                value = mailbox.uidvalidity
+            elif item == "UNSEEN":
+                value = mailbox.unseen_count
+            elif item == "SIZE":
+                value = mailbox.total_size
+            elif item == "HIGHESTMODSEQ":
+                value = mailbox.highest_modseq
+            elif item == "APPENDLIMIT":
+                value = self.settings.append_limit
+            elif item == "RECENT":
+                value = len(await self.store.search(
+                    self.account_id, mailbox.id, s.UidIn(((mailbox.first_recent_uid, MAX_UID),))))
+            elif item == "DELETED":
+                value = len(await self.store.search(self.account_id, mailbox.id, s.FlagIs(DELETED)))
+            else:
+                continue
+            values.append(item.encode() + b" %d" % value)
+        return b"* STATUS " + encode_mailbox(mailbox.name) + b" (" + b" ".join(values) + b")\r\n"
+
+    async def cmd_status(self, cmd: c.Status) -> Ok:
+        """STATUS name (items)."""
+        mailbox = await self.store.get_mailbox(self.account_id, cmd.mailbox)
+        if mailbox is None:
+            raise no("Mailbox doesn't exist.", "NONEXISTENT")
+        self.send(await self._status_line(mailbox, cmd.items))
+        return None, "Status completed."
+
+    async def cmd_append(self, cmd: c.Append) -> Ok:
+        """APPEND: durable before OK, answered with APPENDUID."""
+        mailbox = await self.store.get_mailbox(self.account_id, cmd.mailbox)
+        if mailbox is None:
+            raise no("Mailbox doesn't exist.", "TRYCREATE")
+        prepared = []
+        for message in cmd.messages:
+            if not message.data:
+                raise no("Empty message.", "CANNOT")
+            bits, keywords = split_flags(message.flags)
+            if len(keywords) > self.settings.max_keywords:
+                raise no("Too many keywords.", "LIMIT")
+            prepared.append((message, bits, keywords))
+        uids: list[int] = []
+        uidvalidity = mailbox.uidvalidity
+        for message, bits, keywords in prepared:
+            result = await self.store.append(
+                self.account_id, mailbox.id, message.data, flags=bits, keywords=keywords,
+                internal_date=message.internal_date)
+            uids.append(result.uid)
+            uidvalidity = result.uidvalidity
+            self.kernel.metrics.appends_total.labels("imap").inc()
+        if self.selected is not None and self.selected.id == mailbox.id:
+            await self.sync(expunges=True)
+        return f"APPENDUID {uidvalidity} {format_sequence_set(uids).decode()}", "Append completed."
+
+    async def cmd_namespace(self, cmd: c.Namespace) -> Ok:
+        """NAMESPACE: one personal namespace, plus any a plugin adds."""
+        kinds: dict[str, list[bytes]] = {"personal": [b'("" "/")'], "other": [], "shared": []}
+        if self.principal is not None:
+            for kind, prefix, delimiter in self.kernel.plugins.namespaces(self.kernel, self.principal):
+                if kind in kinds:
+                    kinds[kind].append(b"(" + quote_string(prefix) + b" " + quote_string(delimiter) + b")")
+        parts = [b"(" + b"".join(items) + b")" if items else b"NIL" for items in kinds.values()]
+        self.send(b"* NAMESPACE " + b" ".join(parts) + b"\r\n")
+        return None, "Namespace completed."
+
+    async def cmd_enable(self, cmd: c.Enable) -> Ok:
+        """ENABLE: nothing here needs enabling, so the list is empty."""
+        self.send(b"* ENABLED\r\n")
+        return None, "Enable completed."
+
+    async def cmd_idle(self, cmd: c.Idle) -> Ok:
+        """IDLE until DONE; changes are pushed as they are committed anywhere."""
+        await self.flush()
+        await self.conn.write(b"+ idling\r\n")
+        keepalive = self.settings.idle_keepalive
+        line: bytes | None = None
+        error: BaseException | None = None
+
+        async def watch() -> None:
+            try:
+                if self.selected is not None:
+                    with anyio.CancelScope(shield=True):
+                        await self.sync(expunges=True)
+                        await self.flush()
+                while True:
+                    woke = False
+                    if self.subscription is not None:
+                        woke = await self.subscription.wait(keepalive)
+                    else:
+                        await anyio.sleep(keepalive)
+                    with anyio.CancelScope(shield=True):
+                        if woke:
+                            await self.sync(expunges=True)
+                        else:
+                            self.send(b"* OK Still here\r\n")
+                        await self.flush()
+            except ConnectionClosed:
+                return
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(watch)
+            try:
+                line = await self.conn.readline(self.settings.max_line_length)
+            except (ConnectionClosed, LineTooLong) as exc:
+                error = exc
+            tg.cancel_scope.cancel()
+        if isinstance(error, LineTooLong):
+            raise bad("Expected DONE.")
+        if error is not None:
+            raise error
+        assert line is not None
+        if not c.is_idle_done(line):
+            raise bad("Expected DONE.")
+        return None, "Idle completed."
+
+    # ================================================================== selected
+
+    def _mailbox(self) -> SelectedMailbox:
+        if self.selected is None:
+            raise bad("No mailbox selected.", "CLIENTBUG")
+        return self.selected
+
+    def _positions(self, seqset: grammar.SequenceSet, uid: bool) -> list[tuple[int, int]]:
+        selected = self._mailbox()
+        if seqset.saved:
+            raise bad("Saved search results ($) are not supported.")
+        return selected.uid_set_ranges(seqset) if uid else selected.seq_ranges(seqset)
+
+    async def cmd_check(self, cmd: c.Check) -> Ok:
+        """CHECK (nothing to checkpoint: every change is committed already)."""
+        return None, "Check completed."
+
+    async def cmd_close(self, cmd: c.Close) -> Ok:
+        """CLOSE: silently expunge \\Deleted messages (read-write only), then deselect."""
+        selected = self._mailbox()
+        if not selected.readonly:
+            await self.store.expunge(self.account_id, selected.id)
+        self.deselect()
+        return None, "Close completed."
+
+    async def cmd_unselect(self, cmd: c.Unselect) -> Ok:
+        """UNSELECT: deselect without expunging."""
+        self.deselect()
+        return None, "Unselect completed."
+
+    async def cmd_expunge(self, cmd: c.Expunge) -> Ok:
+        """EXPUNGE / UID EXPUNGE."""
+        selected = self._mailbox()
+        if selected.readonly:
+            raise no("Mailbox is read-only.", "CANNOT")
+        ranges = cmd.uids.resolve(selected.max_uid) if cmd.uids is not None else None
+        if ranges == []:
+            return None, "Expunge completed."
+        gone = await self.store.expunge(self.account_id, selected.id, ranges)
+        selected.pending_expunge.update(uid for uid in gone if selected.seq_of(uid) is not None)
+        await self.sync(expunges=True)
+        for line in selected.flush_expunges():
+            self.send(line)
+        return None, "Expunge completed."
+
+    async def cmd_search(self, cmd: c.Search) -> Ok:
+        """SEARCH / UID SEARCH, with ESEARCH RETURN options."""
+        selected = self._mailbox()
+        if cmd.return_options and "SAVE" in cmd.return_options:
+            raise bad("SEARCH SAVE is not supported.")
+        criterion = searching.translate(cmd.criteria, selected)
+        uids = await self.store.search(self.account_id, selected.id, criterion)
+        numbers: list[int] = []
+        for uid in uids:
+            seq = selected.seq_of(uid)
+            if seq is not None:
+                numbers.append(uid if cmd.uid else seq)
+        if cmd.return_options is None:
+            self.send(b"* SEARCH" + b"".join(b" %d" % n for n in numbers) + b"\r\n")
+            return None, "Search completed."
+        options = cmd.return_options or ("ALL",)
+        out = b'* ESEARCH (TAG "' + cmd.tag.encode() + b'")' + (b" UID" if cmd.uid else b"")
+        if numbers:
+            if "MIN" in options:
+                out += b" MIN %d" % numbers[0]
+            if "MAX" in options:
+                out += b" MAX %d" % numbers[-1]
+            if "ALL" in options:
+                out += b" ALL " + format_sequence_set(numbers)
+        if "COUNT" in options:
+            out += b" COUNT %d" % len(numbers)
+        self.send(out + b"\r\n")
+        return None, "Search completed."
+
+    async def cmd_fetch(self, cmd: c.Fetch) -> Ok:
+        """FETCH / UID FETCH: chunked metadata queries, bodies from the blob store."""
+        selected = self._mailbox()
+        positions = self._positions(cmd.sequence_set, cmd.uid)
+        plan = fetching.plan(cmd.attributes, uid_command=cmd.uid)
+        set_seen = plan.sets_seen and not selected.readonly
+        unreadable = 0
+        for chunk in selected.chunks(positions, fetching.CHUNK):
+            runs = selected.runs(chunk)
+            seen_now: dict[int, tuple[int, tuple[str, ...]]] = {}
+            if set_seen:
+                changed, _ = await self.store.store_flags(self.account_id, selected.id, runs, "add", SEEN)
+                selected.remember_own(changed)
+                seen_now = {change.uid: (change.flags, change.keywords) for change in changed}
+            rows = await self.store.fetch(selected.id, runs, structure=plan.structure)
+            for row in rows:
+                seq = selected.seq_of(row.uid)
+                if seq is None:
+                    continue
+                if cmd.changedsince is not None and row.modseq <= cmd.changedsince:
+                    continue
+                update = seen_now.get(row.uid)
+                if update is not None:
+                    row = replace(row, flags=update[0], keywords=update[1])
+                raw = b""
+                if plan.needs_raw:
+                    try:
+                        raw = await self.store.read_message(self.account_id, row.content_hash)
+                    except NotFound:
+                        log.error("message body missing", account=self.account_id, uid=row.uid,
+                                  mailbox=selected.id)
+                        unreadable += 1
+                        continue
+                try:
+                    self.send(fetching.render(row, seq, plan, selected, raw, seen_changed=update is not None))
+                except fetching.UnknownCte:
+                    raise no("Unknown Content-Transfer-Encoding.", "UNKNOWN-CTE") from None
+                await self.maybe_flush()
+        if unreadable:
+            raise no("Some messages could not be read.", "UNAVAILABLE")
+        return None, "Fetch completed."
+
+    async def cmd_store(self, cmd: c.Store) -> Ok:
+        """STORE / UID STORE: one UPDATE per range batch, FETCH replies unless .SILENT."""
+        selected = self._mailbox()
+        if selected.readonly:
+            raise no("Mailbox is read-only.", "CANNOT")
+        positions = self._positions(cmd.sequence_set, cmd.uid)
+        bits, keywords = split_flags(cmd.flags)
+        limit = self.settings.max_keywords
+        if cmd.mode != "remove" and len(keywords) > limit:
+            raise no("Too many keywords.", "LIMIT")
+        runs = selected.runs(positions)
+        if cmd.mode == "add" and keywords:
+            wanted = {k.lower() for k in keywords}
+            for batch in _batches(runs, _STORE_RUNS):
+                for row in await self.store.fetch(selected.id, batch):
+                    if len(wanted | {k.lower() for k in row.keywords}) > limit:
+                        raise no("Too many keywords.", "LIMIT")
+        refused: list[int] = []
+        for batch in _batches(runs, _STORE_RUNS):
+            changed, rejected = await self.store.store_flags(
+                self.account_id, selected.id, batch, cmd.mode, bits, keywords,
+                unchanged_since=cmd.unchangedsince)
+            selected.remember_own(changed)
+            refused.extend(rejected)
+        if not cmd.silent:
+            for chunk in selected.chunks(positions, fetching.CHUNK):
+                for row in await self.store.fetch(selected.id, selected.runs(chunk)):
+                    seq = selected.seq_of(row.uid)
+                    if seq is None or row.expunged:
+                        continue
+                    self.send(b"* %d FETCH (%sFLAGS %s)\r\n" % (
+                        seq, b"UID %d " % row.uid if cmd.uid else b"",
+                        format_flags(row.flags, row.keywords, selected.is_recent(row.uid))))
+                await self.maybe_flush()
+        if refused:
+            numbers = refused if cmd.uid else [n for u in refused if (n := selected.seq_of(u))]
+            return f"MODIFIED {format_sequence_set(numbers).decode()}", "Conditional store failed."
+        return None, "Store completed."
+
+    async def _target(self, name: str) -> Mailbox:
+        mailbox = await self.store.get_mailbox(self.account_id, name)
+        if mailbox is None:
+            raise no("Mailbox doesn't exist.", "TRYCREATE")
+        return mailbox
+
+    async def cmd_copy(self, cmd: c.Copy) -> Ok:
+        """COPY / UID COPY with COPYUID."""
+        selected = self._mailbox()
+        positions = self._positions(cmd.sequence_set, cmd.uid)
+        target = await self._target(cmd.mailbox)
+        runs = selected.runs(positions)
+        if not runs:
+            return None, "Copy completed."
+        uidvalidity, pairs = await self.store.copy(self.account_id, selected.id, runs, target.id)
+        if target.id == selected.id:
+            await self.sync(expunges=True)
+        if not pairs:
+            return None, "Copy completed."
+        return _copyuid(uidvalidity, pairs), "Copy completed."
+
+    async def cmd_move(self, cmd: c.Move) -> Ok:
+        """MOVE / UID MOVE (RFC 6851): COPYUID untagged, then EXPUNGEs, then OK."""
+        selected = self._mailbox()
+        if selected.readonly:
+            raise no("Mailbox is read-only.", "CANNOT")
+        positions = self._positions(cmd.sequence_set, cmd.uid)
+        target = await self._target(cmd.mailbox)
+        runs = selected.runs(positions)
+        if not runs:
+            return None, "Move completed."
+        uidvalidity, pairs = await self.store.move(self.account_id, selected.id, runs, target.id)
+        if pairs:
+            self.send(b"* OK [" + _copyuid(uidvalidity, pairs).encode() + b"] Moved.\r\n")
+            selected.pending_expunge.update(src for src, _ in pairs)
+        await self.sync(expunges=True)
+        for line in selected.flush_expunges():
+            self.send(line)
+        return None, "Move completed."
+
+
+def _copyuid(uidvalidity: int, pairs: list[tuple[int, int]]) -> str:
+    source = format_sequence_set(src for src, _ in pairs).decode()
+    target = format_sequence_set(dst for _, dst in pairs).decode()
+    return f"COPYUID {uidvalidity} {source} {target}"
+
+
+def _batches(items: list[Any], size: int) -> list[list[Any]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
