@@ -63,6 +63,15 @@ class Connection:
         Raises LineTooLong when it exceeds ``limit`` (after discarding the rest of it),
         TimeoutError after ``timeout`` seconds, ConnectionClosed at end of stream.
         """
+        index = self._buffer.find(b"\n")
+        if index >= 0:  # a whole line is buffered: skip the cancel scope (~5 us; LMTP DATA hot path)
+            line = bytes(self._buffer[:index])
+            del self._buffer[: index + 1]
+            if line.endswith(b"\r"):
+                line = line[:-1]
+            if len(line) > limit:
+                raise LineTooLong()
+            return line
         with anyio.fail_after(timeout):
             start = 0
             while True:
