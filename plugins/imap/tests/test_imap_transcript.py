@@ -299,7 +299,9 @@ def test_list_lsub_and_mailbox_management(session):
     )
     assert session.cmd(b"n DELETE Work") == b"n NO [HASCHILDREN] Mailbox has children; delete them first.\r\n"
     assert session.cmd(b"o RENAME Work Play") == b"o OK Rename completed.\r\n"
-    assert session.cmd(b'p LIST "" Play/*/%') == b'* LIST (\\HasNoChildren) "/" Play/Projects/2025\r\np OK List completed.\r\n'
+    assert session.cmd(b'p LIST "" Play/*/%') == (
+        b'* LIST (\\HasNoChildren) "/" Play/Projects/2025\r\np OK List completed.\r\n'
+    )
     assert session.cmd(b"q DELETE Play/Projects/2025") == b"q OK Delete completed.\r\n"
     assert session.cmd(b"r DELETE Play/Projects/2025") == b"r NO [NONEXISTENT] Mailbox doesn't exist.\r\n"
     assert session.cmd(b"s DELETE INBOX") == b"s NO [CANNOT] INBOX cannot be deleted.\r\n"
