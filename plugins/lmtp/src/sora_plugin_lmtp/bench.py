@@ -163,7 +163,8 @@ class LmtpClient:
                            chunking: bool) -> list[tuple[int, str]]:
         """One transaction; returns the per-recipient final replies (or the failing reply)."""
         w = self.writer
-        w.write(f"MAIL FROM:<{sender}> SIZE={len(message)}\r\n".encode()
+        size = f" SIZE={len(message)}" if "SIZE" in self.capabilities else ""
+        w.write(f"MAIL FROM:<{sender}>{size}\r\n".encode()
                 + b"".join(f"RCPT TO:<{r}>\r\n".encode() for r in recipients)
                 + (b"" if chunking else b"DATA\r\n"))
         code, text = await self.reply()
@@ -228,6 +229,8 @@ async def run_bench(host: str, port: int, recipients: list[str], *, messages: in
             try:
                 if client is None:
                     client = await LmtpClient.connect(host, port, timeout)
+                    if chunking and "CHUNKING" not in client.capabilities:
+                        raise ConnectionError("the server does not offer CHUNKING (BDAT)")
                 replies = await asyncio.wait_for(
                     client.send_message(sender, rcpts, message, chunking), timeout)
             except (OSError, ConnectionError, TimeoutError, ValueError) as exc:
