@@ -102,7 +102,7 @@ def test_select_examine_transcript(session):
         b"* OK [CLOSED] Previous mailbox closed.\r\n"
         b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n"
         b"* OK [PERMANENTFLAGS ()] Flags permitted.\r\n"
-        b"* 1 EXISTS\r\n* 1 RECENT\r\n"
+        b"* 1 EXISTS\r\n* 0 RECENT\r\n"
         b"* OK [UNSEEN 1] First unseen.\r\n"
         b"* OK [UIDVALIDITY %d] UIDs valid.\r\n"
         b"* OK [UIDNEXT 2] Predicted next UID.\r\n"

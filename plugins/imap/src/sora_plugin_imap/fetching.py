@@ -55,7 +55,7 @@ def internaldate(value: datetime) -> bytes:
 
 
 def _flags(row: FetchRow, _raw: bytes, mailbox: SelectedMailbox) -> bytes:
-    return b"FLAGS " + format_flags(row.flags, row.keywords, row.uid >= mailbox.recent_from)
+    return b"FLAGS " + format_flags(row.flags, row.keywords, mailbox.is_recent(row.uid))
 
 
 def _uid(row: FetchRow, _raw: bytes, _mailbox: SelectedMailbox) -> bytes:

@@ -10,7 +10,7 @@ from sora_kernel.flags import SYSTEM_FLAGS
 
 from .grammar import ParseError
 from .grammar import search as k
-from .selected import MAX_UID, SelectedMailbox
+from .selected import SelectedMailbox
 
 
 def _uid_in(ranges: list[tuple[int, int]]) -> s.Criterion:
@@ -38,7 +38,7 @@ def translate(key: k.SearchKey, mailbox: SelectedMailbox) -> s.Criterion:
             return _uid_in(seqset.resolve(mailbox.max_uid))
         case k.FlagIs(flag, present):
             if flag == "\\Recent":
-                recent = s.UidIn(((mailbox.recent_from, MAX_UID),))
+                recent = _uid_in(list(mailbox.recent))
                 return recent if present else s.Not(recent)
             bit = SYSTEM_FLAGS.get(flag)
             if bit is not None:

@@ -47,18 +47,18 @@ class SelectedMailbox:
 
     __slots__ = (
         "account_id", "id", "modseq", "name", "own_changes", "pending_expunge", "readonly",
-        "recent_from", "uids", "uidvalidity",
+        "recent", "uids", "uidvalidity",
     )
 
     def __init__(self, account_id: int, mailbox_id: int, name: str, uidvalidity: int,
-                 uids: Iterable[int], modseq: int, recent_from: int, *, readonly: bool) -> None:
+                 uids: Iterable[int], modseq: int, recent: tuple[int, int], *, readonly: bool) -> None:
         self.account_id = account_id
         self.id = mailbox_id
         self.name = name
         self.uidvalidity = uidvalidity
         self.uids = array("Q", uids)
         self.modseq = modseq
-        self.recent_from = recent_from
+        self.recent: list[tuple[int, int]] = [recent] if recent[0] <= recent[1] else []
         self.readonly = readonly
         self.pending_expunge: set[int] = set()
         self.own_changes: dict[int, int] = {}
@@ -77,11 +77,24 @@ class SelectedMailbox:
 
     def recent_count(self) -> int:
         """Messages \\Recent for this session."""
-        return len(self.uids) - bisect_left(self.uids, self.recent_from)
+        uids = self.uids
+        return sum(bisect_right(uids, high) - bisect_left(uids, low) for low, high in self.recent)
 
     def is_recent(self, uid: int) -> bool:
-        """Whether a message is \\Recent for this session."""
-        return uid >= self.recent_from
+        """Whether a message is \\Recent for this session (it claimed the UID range)."""
+        for low, high in self.recent:  # noqa: SIM110 - hot path, a loop beats any() + generator
+            if low <= uid <= high:
+                return True
+        return False
+
+    def add_recent(self, low: int, high: int) -> None:
+        """UIDs this session claimed as \\Recent (no other session sees them so)."""
+        if low > high:
+            return
+        if self.recent and self.recent[-1][1] + 1 >= low:
+            self.recent[-1] = (self.recent[-1][0], max(high, self.recent[-1][1]))
+        else:
+            self.recent.append((low, high))
 
     def seq_of(self, uid: int) -> int | None:
         """Sequence number of a UID, None when the session does not know it."""
@@ -201,7 +214,7 @@ class SelectedMailbox:
                 self.pending_expunge.add(uid)
             elif own.get(uid) != change.modseq and uid not in self.pending_expunge:
                 out.append(b"* %d FETCH (UID %d FLAGS %s)\r\n" % (
-                    index + 1, uid, format_flags(change.flags, change.keywords, uid >= self.recent_from)))
+                    index + 1, uid, format_flags(change.flags, change.keywords, self.is_recent(uid))))
         self.own_changes = {}
         if highest > self.modseq:
             self.modseq = highest

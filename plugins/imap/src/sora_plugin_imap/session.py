@@ -336,6 +336,10 @@ class Session:
             allowed, handler = self._handlers[type(command)]
             if not self.state & allowed:
                 raise self._state_error(allowed)
+            if self.selected is not None and self.subscription is not None and self.subscription.pending:
+                # new messages and flag changes first, so the command sees them; never expunges
+                # here: the client numbered its command against the numbers it knows
+                await self.sync(expunges=False)
             code, text = await handler(command)
             result = "ok"
             if (code, text) == SENT:
@@ -397,6 +401,12 @@ class Session:
             self.subscription.clear()
         try:
             changes, highest = await self.store.changes_since(selected.id, selected.modseq)
+            if not selected.readonly and any(c.uid > selected.max_uid and not c.expunged for c in changes):
+                # claim the new arrivals as \\Recent, atomically against other sessions
+                mailbox, claimed_from = await self.store.select_mailbox(
+                    self.account_id, selected.name, claim_recent=True)
+                if mailbox.id == selected.id:
+                    selected.add_recent(claimed_from, mailbox.uidnext - 1)
         except NotFound:
             return
         for line in selected.apply(changes, highest, expunges=expunges):
@@ -554,8 +564,10 @@ class Session:
         subscription = stack.enter_context(self.kernel.events.subscribe(mailbox_id=mailbox.id))
         try:
             uids, modseq = await self.store.message_uids(mailbox.id)
+            # SELECT claimed [recent_from, uidnext): those are \\Recent here and nowhere else
+            recent = (recent_from, MAX_UID if cmd.readonly else mailbox.uidnext - 1)
             selected = SelectedMailbox(self.account_id, mailbox.id, mailbox.name, mailbox.uidvalidity,
-                                       uids, modseq, recent_from, readonly=cmd.readonly)
+                                       uids, modseq, recent, readonly=cmd.readonly)
             first_unseen = None
             if mailbox.unseen_count:
                 unseen = await self.store.search(self.account_id, mailbox.id, s.FlagIs(SEEN, False))
