@@ -7,7 +7,8 @@ import re
 PRE_AUTH = b"IMAP4rev1 SASL-IR LITERAL+ ID ENABLE IDLE AUTH=PLAIN AUTH=LOGIN"
 POST_AUTH = (
     b"IMAP4rev1 SASL-IR LITERAL+ ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS MOVE CHILDREN SPECIAL-USE "
-    b"CREATE-SPECIAL-USE LIST-EXTENDED LIST-STATUS ESEARCH BINARY APPENDLIMIT=52428800"
+    b"CREATE-SPECIAL-USE LIST-EXTENDED LIST-STATUS ESEARCH BINARY QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE "
+    b"APPENDLIMIT=52428800"
 )
 MESSAGE = (
     b"From: Alice <alice@example.org>\r\n"
@@ -357,3 +358,67 @@ def test_append_errors(session):
     )
     session.send(b"C APPEND INBOX {0+}\r\n\r\n")
     assert session.until(b"C") == b"C NO [CANNOT] Empty message.\r\n"
+
+
+def test_search_every_key(session):
+    second = (MESSAGE.replace(b"Hello there", b"Re: news").replace(b"Bob <bob@example.com>", b"Carol <carol@x.org>")
+              .replace(b"Wed, 01 Jan 2025", b"Sat, 01 Mar 2025").replace(b"Message-ID: <m1@", b"Cc: dave@y.org\r\n"
+              b"Bcc: eve@z.org\r\nMessage-ID: <m2@"))
+    append(session, b"INBOX", MESSAGE, flags=b'(\\Answered $Work) "10-Feb-2025 08:00:00 +0000"', tag=b"A1")
+    append(session, b"INBOX", second, flags=b'(\\Draft \\Seen) "20-Mar-2025 08:00:00 +0000"', tag=b"A2")
+    session.cmd(b"a SELECT INBOX")
+    session.cmd(b"b STORE 2 +FLAGS.SILENT (\\Deleted)")
+    cases = {
+        b"ANSWERED": b"1", b"UNANSWERED": b"2", b"DRAFT": b"2", b"UNDRAFT": b"1", b"DELETED": b"2",
+        b"UNDELETED": b"1", b"SEEN": b"2", b"UNSEEN": b"1", b"FLAGGED": b"", b"KEYWORD $Work": b"1",
+        b"UNKEYWORD $work": b"2", b"NEW": b"1", b"OLD": b"", b"RECENT": b"1 2",
+        b"BEFORE 1-Mar-2025": b"1", b"ON 20-Mar-2025": b"2", b"SINCE 11-Feb-2025": b"2",
+        b"SENTBEFORE 2-Jan-2025": b"1", b"SENTON 1-Mar-2025": b"2", b"SENTSINCE 2-Jan-2025": b"2",
+        b"FROM alice": b"1 2", b"TO carol": b"2", b"CC dave": b"2", b"BCC eve": b"2", b'SUBJECT "re:"': b"2",
+        b"HEADER To bob": b"1", b'HEADER Cc ""': b"2", b"BODY first": b"1 2", b"TEXT carol": b"2",
+        b"LARGER %d" % len(MESSAGE): b"2", b"SMALLER %d" % (len(MESSAGE) + 1): b"1", b"UID 2:*": b"2",
+        b"1": b"1", b"*": b"2", b"1:* NOT 1": b"2", b"OR ANSWERED DRAFT": b"1 2", b"(OR (SEEN) (DRAFT))": b"2",
+        b"NOT (OR SEEN ANSWERED)": b"", b"YOUNGER 999999999": b"1 2", b"OLDER 999999999": b"",
+        b"CHARSET US-ASCII ALL": b"1 2",
+    }
+    for key, expected in cases.items():
+        answer = session.cmd(b"s SEARCH " + key)
+        assert answer == b"* SEARCH" + (b" " + expected if expected else b"") + b"\r\ns OK Search completed.\r\n", key
+
+
+def test_quota_commands(imap_server, raw):
+    from sora_kernel.auth import hash_password
+
+    imap_server.call(lambda: imap_server.store.create_account(
+        "quota@example.com", hash_password("pw"), quota_bytes=10 * 1024 * 1024, quota_messages=100))
+    client = raw()
+    client.login("quota@example.com", "pw")
+    append(client, b"INBOX", MESSAGE)
+    assert client.cmd(b"a GETQUOTAROOT INBOX") == (
+        b'* QUOTAROOT INBOX ""\r\n* QUOTA "" (STORAGE 1 10240 MESSAGE 1 100)\r\na OK Getquotaroot completed.\r\n'
+    )
+    assert client.cmd(b'b GETQUOTA ""') == (
+        b'* QUOTA "" (STORAGE 1 10240 MESSAGE 1 100)\r\nb OK Getquota completed.\r\n'
+    )
+    assert client.cmd(b'c SETQUOTA "" (STORAGE 1)') == b"c NO [NOPERM] Quotas cannot be changed over IMAP.\r\n"
+    account_id = _account_id(imap_server, "quota@example.com")
+    imap_server.call(lambda: imap_server.store.update_account(account_id, quota_messages=1))
+    assert append(client, b"INBOX", MESSAGE, tag=b"d") == b"d NO [OVERQUOTA] Quota exceeded.\r\n"
+
+
+def _account_id(server, address: str) -> int:
+    return server.call(server.store.find_account, address).id
+
+
+def test_metrics_count_commands(imap_server, session):
+    registry = imap_server.kernel.registry
+    before = registry.get_sample_value(
+        "sora_commands_total", {"protocol": "imap", "command": "NOOP", "result": "ok"}) or 0
+    session.cmd(b"a NOOP")
+    session.cmd(b"b BOGUS")
+    assert registry.get_sample_value(
+        "sora_commands_total", {"protocol": "imap", "command": "NOOP", "result": "ok"}) == before + 1
+    assert registry.get_sample_value(
+        "sora_commands_total", {"protocol": "imap", "command": "UNKNOWN", "result": "bad"}) >= 1
+    assert registry.get_sample_value(
+        "sora_commands_total", {"protocol": "imap", "command": "LOGIN", "result": "ok"}) >= 1

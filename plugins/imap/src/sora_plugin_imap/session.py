@@ -70,6 +70,43 @@ SENT = ("", "")
 """Returned by handlers that already wrote their tagged response."""
 
 
+_HANDLERS: dict[type[Command], tuple[State, str]] = {
+    c.Capability: (ANY, "cmd_capability"),
+    c.Noop: (ANY, "cmd_noop"),
+    c.Logout: (ANY, "cmd_logout"),
+    c.Id: (ANY, "cmd_id"),
+    c.StartTls: (State.NOT_AUTH, "cmd_starttls"),
+    c.Login: (State.NOT_AUTH, "cmd_login"),
+    c.Authenticate: (State.NOT_AUTH, "cmd_authenticate"),
+    c.Select: (AUTHED, "cmd_select"),
+    c.Create: (AUTHED, "cmd_create"),
+    c.Delete: (AUTHED, "cmd_delete"),
+    c.Rename: (AUTHED, "cmd_rename"),
+    c.Subscribe: (AUTHED, "cmd_subscribe"),
+    c.Unsubscribe: (AUTHED, "cmd_unsubscribe"),
+    c.List: (AUTHED, "cmd_list"),
+    c.Lsub: (AUTHED, "cmd_lsub"),
+    c.Status: (AUTHED, "cmd_status"),
+    c.Append: (AUTHED, "cmd_append"),
+    c.Namespace: (AUTHED, "cmd_namespace"),
+    c.Enable: (AUTHED, "cmd_enable"),
+    c.Idle: (AUTHED, "cmd_idle"),
+    c.Check: (State.SELECTED, "cmd_check"),
+    c.Close: (State.SELECTED, "cmd_close"),
+    c.Unselect: (State.SELECTED, "cmd_unselect"),
+    c.Expunge: (State.SELECTED, "cmd_expunge"),
+    c.Search: (State.SELECTED, "cmd_search"),
+    c.Fetch: (State.SELECTED, "cmd_fetch"),
+    c.Store: (State.SELECTED, "cmd_store"),
+    c.Copy: (State.SELECTED, "cmd_copy"),
+    c.Move: (State.SELECTED, "cmd_move"),
+    c.GetQuota: (AUTHED, "cmd_getquota"),
+    c.GetQuotaRoot: (AUTHED, "cmd_getquotaroot"),
+    c.SetQuota: (AUTHED, "cmd_setquota"),
+}
+"""Command type → (states it is valid in, handler method name)."""
+
+
 class _Closed(Exception):
     """End the session after the current output (BYE already queued)."""
 
@@ -96,37 +133,6 @@ class Session:
         self.auth_failures = 0
         self.commands = 0
         self._tag = ""
-        self._handlers: dict[type[Command], tuple[State, Callable[[Any], Awaitable[Ok]]]] = {
-            c.Capability: (ANY, self.cmd_capability),
-            c.Noop: (ANY, self.cmd_noop),
-            c.Logout: (ANY, self.cmd_logout),
-            c.Id: (ANY, self.cmd_id),
-            c.StartTls: (State.NOT_AUTH, self.cmd_starttls),
-            c.Login: (State.NOT_AUTH, self.cmd_login),
-            c.Authenticate: (State.NOT_AUTH, self.cmd_authenticate),
-            c.Select: (AUTHED, self.cmd_select),
-            c.Create: (AUTHED, self.cmd_create),
-            c.Delete: (AUTHED, self.cmd_delete),
-            c.Rename: (AUTHED, self.cmd_rename),
-            c.Subscribe: (AUTHED, self.cmd_subscribe),
-            c.Unsubscribe: (AUTHED, self.cmd_unsubscribe),
-            c.List: (AUTHED, self.cmd_list),
-            c.Lsub: (AUTHED, self.cmd_lsub),
-            c.Status: (AUTHED, self.cmd_status),
-            c.Append: (AUTHED, self.cmd_append),
-            c.Namespace: (AUTHED, self.cmd_namespace),
-            c.Enable: (AUTHED, self.cmd_enable),
-            c.Idle: (AUTHED, self.cmd_idle),
-            c.Check: (State.SELECTED, self.cmd_check),
-            c.Close: (State.SELECTED, self.cmd_close),
-            c.Unselect: (State.SELECTED, self.cmd_unselect),
-            c.Expunge: (State.SELECTED, self.cmd_expunge),
-            c.Search: (State.SELECTED, self.cmd_search),
-            c.Fetch: (State.SELECTED, self.cmd_fetch),
-            c.Store: (State.SELECTED, self.cmd_store),
-            c.Copy: (State.SELECTED, self.cmd_copy),
-            c.Move: (State.SELECTED, self.cmd_move),
-        }
 
     # ================================================================== output
 
@@ -178,7 +184,8 @@ class Session:
         else:
             caps.extend((
                 "NAMESPACE", "UNSELECT", "UIDPLUS", "MOVE", "CHILDREN", "SPECIAL-USE",
-                "CREATE-SPECIAL-USE", "LIST-EXTENDED", "LIST-STATUS", "ESEARCH", "BINARY",
+                "CREATE-SPECIAL-USE", "LIST-EXTENDED", "LIST-STATUS", "ESEARCH", "BINARY", "QUOTA",
+                "QUOTA=RES-STORAGE", "QUOTA=RES-MESSAGE",
                 f"APPENDLIMIT={self.settings.append_limit}",
             ))
             caps.extend(self.server.extra_capabilities)
@@ -333,7 +340,8 @@ class Session:
                 raise bad(exc.message) from None
             tag, name = command.tag, command.name
             self._tag = tag
-            allowed, handler = self._handlers[type(command)]
+            allowed, method = _HANDLERS[type(command)]
+            handler: Callable[[Any], Awaitable[Ok]] = getattr(self, method)
             if not self.state & allowed:
                 raise self._state_error(allowed)
             if self.selected is not None and self.subscription is not None and self.subscription.pending:
@@ -401,14 +409,18 @@ class Session:
             self.subscription.clear()
         try:
             changes, highest = await self.store.changes_since(selected.id, selected.modseq)
-            if not selected.readonly and any(c.uid > selected.max_uid and not c.expunged for c in changes):
-                # claim the new arrivals as \\Recent, atomically against other sessions
-                mailbox, claimed_from = await self.store.select_mailbox(
-                    self.account_id, selected.name, claim_recent=True)
-                if mailbox.id == selected.id:
-                    selected.add_recent(claimed_from, mailbox.uidnext - 1)
         except NotFound:
             return
+        if not selected.readonly and any(c.uid > selected.max_uid and not c.expunged for c in changes):
+            # claim the new arrivals as \\Recent, atomically against other sessions
+            try:
+                mailbox, claimed_from = await self.store.select_mailbox(
+                    self.account_id, selected.name, claim_recent=True)
+            except NotFound:  # renamed or deleted meanwhile: nothing to claim
+                pass
+            else:
+                if mailbox.id == selected.id:
+                    selected.add_recent(claimed_from, mailbox.uidnext - 1)
         for line in selected.apply(changes, highest, expunges=expunges):
             self.send(line)
 
@@ -823,6 +835,39 @@ class Session:
         if not c.is_idle_done(line):
             raise bad("Expected DONE.")
         return None, "Idle completed."
+
+    async def cmd_getquotaroot(self, cmd: c.GetQuotaRoot) -> Ok:
+        """GETQUOTAROOT: one quota root ("") per account, when the account has limits."""
+        if await self.store.get_mailbox(self.account_id, cmd.mailbox) is None:
+            raise no("Mailbox doesn't exist.", "NONEXISTENT")
+        quota = await self._quota_line()
+        self.send(b"* QUOTAROOT " + encode_mailbox(cmd.mailbox) + (b' ""' if quota else b"") + b"\r\n")
+        if quota:
+            self.send(quota)
+        return None, "Getquotaroot completed."
+
+    async def cmd_getquota(self, cmd: c.GetQuota) -> Ok:
+        """GETQUOTA "": usage and limits of the account."""
+        quota = await self._quota_line() if cmd.root == "" else None
+        if quota is None:
+            raise no("No such quota root.", "NONEXISTENT")
+        self.send(quota)
+        return None, "Getquota completed."
+
+    async def cmd_setquota(self, cmd: c.SetQuota) -> Ok:
+        """SETQUOTA: limits are set by the administrator, not by IMAP clients."""
+        raise no("Quotas cannot be changed over IMAP.", "NOPERM")
+
+    async def _quota_line(self) -> bytes | None:
+        used_bytes, used_messages, max_bytes, max_messages = await self.store.quota_usage(self.account_id)
+        resources = []
+        if max_bytes is not None:
+            resources.append(b"STORAGE %d %d" % ((used_bytes + 1023) // 1024, max_bytes // 1024))
+        if max_messages is not None:
+            resources.append(b"MESSAGE %d %d" % (used_messages, max_messages))
+        if not resources:
+            return None
+        return b'* QUOTA "" (' + b" ".join(resources) + b")\r\n"
 
     # ================================================================== selected
 
