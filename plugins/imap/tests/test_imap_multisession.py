@@ -152,14 +152,24 @@ def test_disconnect_mid_append_stores_nothing(imap_server, raw, account):
     assert b.cmd(b"s STATUS INBOX (MESSAGES)") == b"* STATUS INBOX (MESSAGES 0)\r\ns OK Status completed.\r\n"
 
 
-def test_idle_keepalive_and_shutdown_goodbye(sora_server, raw):
-    server = sora_server(plugins=["imap"], config={"imap": {"idle_keepalive": "0.3s"}})
+def test_idle_keepalive_idle_timeout_and_shutdown_goodbye(sora_server, raw):
+    server = sora_server(plugins=["imap"], config={"imap": {"idle_keepalive": "0.3s", "idle_timeout": "1s"}})
     server.create_account("k@example.com", "pw")
+    silent = raw(server.port("imap"))
+    silent.login("k@example.com", "pw")
     client = raw(server.port("imap"))
     client.login("k@example.com", "pw")
     client.send(b"i IDLE\r\n")
     assert client.line() == b"+ idling\r\n"
+    started = time.monotonic()
     assert client.line() == b"* OK Still here\r\n"
+    # a silent authenticated client is cut off; IDLE is exempt from the idle timeout
+    assert silent.line() == b"* BYE Idle timeout, closing connection.\r\n"
+    while time.monotonic() - started < 1.5:
+        assert client.line() == b"* OK Still here\r\n"
     server.portal.call(server.kernel.shutdown)
-    assert client.line() == b"* BYE Server shutting down\r\n"
+    line = client.line()
+    while line == b"* OK Still here\r\n":
+        line = client.line()
+    assert line == b"* BYE Server shutting down\r\n"
     assert client.line() == b""

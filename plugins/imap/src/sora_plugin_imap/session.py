@@ -344,7 +344,8 @@ class Session:
             handler: Callable[[Any], Awaitable[Ok]] = getattr(self, method)
             if not self.state & allowed:
                 raise self._state_error(allowed)
-            if self.selected is not None and self.subscription is not None and self.subscription.pending:
+            if self.selected is not None and (
+                    (self.subscription is not None and self.subscription.pending) or self._beyond_known(command)):
                 # new messages and flag changes first, so the command sees them; never expunges
                 # here: the client numbered its command against the numbers it knows
                 await self.sync(expunges=False)
@@ -381,6 +382,16 @@ class Session:
         else:
             self.errors = 0
         await self.flush()
+
+    def _beyond_known(self, command: Command) -> bool:
+        """A UID command naming UIDs above the highest known one (``UID FETCH 101:*`` polling for
+        new mail, or a UID learned from APPENDUID): worth a sync even without a notification."""
+        seqset = getattr(command, "sequence_set", None)
+        if seqset is None or not getattr(command, "uid", False) or seqset.saved or self.selected is None:
+            return False
+        top = self.selected.max_uid
+        return any((low is not None and low > top) or (high is not None and high > top)
+                   for low, high in seqset.ranges)
 
     def _state_error(self, allowed: State) -> Reply:
         if self.state & State.NOT_AUTH:
