@@ -421,3 +421,9 @@ def test_connection_limit_per_ip(sora_server: Factory) -> None:
     second = Wire(env.port, greet=False)
     assert second.line() == b"-ERR [SYS/TEMP] Too many connections; try again later.\r\n"
     first.cmd("QUIT")
+
+
+def test_reconnect_right_after_quit_finds_the_maildrop_free(pop3_env: Pop3Env) -> None:
+    for _ in range(5):
+        pop = client(pop3_env)  # PASS would answer [IN-USE] if the last QUIT still held the lock
+        pop.quit()

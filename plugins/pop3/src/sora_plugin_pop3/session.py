@@ -44,6 +44,8 @@ IMPLEMENTATION = "Sora"
 _FLUSH_AT = 64 * 1024
 _LIST_BATCH = 2048
 _AUTH_FAILED = "Authentication failed."
+_HASH_WINDOW = 256
+_WHOLE_READ = 256 * 1024
 
 
 class State(str, Enum):
@@ -108,6 +110,7 @@ class Pop3Session:
         self._sasl: SaslMechanism | None = None
         self._sasl_name = ""
         self._out = bytearray()
+        self._hashes: dict[int, bytes] = {}
         self._secure_networks = parse_networks(settings.secure_networks)
 
     # ---------------------------------------------------------------- output
@@ -434,23 +437,48 @@ class Pop3Session:
         lines = p.parse_line_count(command.args[1])
         await self._stream(index, p.ok("Top of message follows"), p.TopFilter(lines))
 
-    async def _stream(self, index: int, first: bytes, top: p.TopFilter | None) -> int:
+    async def _content_hash(self, index: int) -> bytes:
+        """The body's content hash, fetched for a window of messages at a time.
+
+        Clients RETR in order, so one query per ``_HASH_WINDOW`` messages replaces one per
+        message; only the current window is kept (32 bytes a message).
+        """
         drop = self._drop()
+        uid = drop.uids[index]
+        content_hash = self._hashes.get(uid)
+        if content_hash is None:
+            last = drop.uids[min(index + _HASH_WINDOW, len(drop)) - 1]
+            async with self._store_errors("fetch"):
+                rows = await self.kernel.store.fetch(drop.mailbox_id, [(uid, last)])
+            self._hashes = {row.uid: row.content_hash for row in rows}
+            content_hash = self._hashes.get(uid)
+            if content_hash is None:
+                raise CommandError(Code.SYS_PERM, "The message is no longer available.")
+        return content_hash
+
+    async def _stream(self, index: int, first: bytes, top: p.TopFilter | None) -> int:
+        """Send ``first`` and the (TOP-filtered) body, dot-stuffed; returns body octets sent.
+
+        Bodies up to ``_WHOLE_READ`` are read in one call (one small allocation beats several
+        thread hops); bigger ones are streamed chunk by chunk and never held whole.
+        """
         principal = self.principal
         assert principal is not None
-        uid = drop.uids[index]
-        async with self._store_errors("fetch"):
-            rows = await self.kernel.store.fetch(drop.mailbox_id, [(uid, uid)])
-        if not rows:
-            raise CommandError(Code.SYS_PERM, "The message is no longer available.")
-        chunks = self.kernel.store.blobs.stream(principal.account_id, rows[0].content_hash)
+        uid = self._drop().uids[index]
+        content_hash = await self._content_hash(index)
+        store = self.kernel.store
+        chunks: AsyncIterator[bytes]
+        if self._drop().sizes[index] <= _WHOLE_READ:
+            chunks = _single(store.read_message(principal.account_id, content_hash))
+        else:
+            chunks = store.blobs.stream(principal.account_id, content_hash)
         try:
             try:
                 chunk = await anext(chunks, b"")
             except NotFound:
                 self.log.error("message body missing", uid=uid)
                 raise CommandError(Code.SYS_PERM, "The message body is missing.") from None
-            except OSError as exc:
+            except (OSError, StoreError) as exc:
                 self.log.error("message body unreadable", uid=uid, error=str(exc))
                 raise CommandError(Code.SYS_TEMP, "The message body cannot be read now.") from None
             self.send(first)
@@ -523,6 +551,8 @@ class Pop3Session:
                 await store.store_flags(principal.account_id, drop.mailbox_id, seen, "add", SEEN)
             except (StoreError, asyncpg.PostgresError, OSError) as exc:
                 self.log.warning("could not flag retrieved messages \\Seen", error=str(exc))
+        # release before answering: a client that reconnects at once must not find it held
+        await self.release_lock()
         self.send(p.ok(f"Sora POP3 server signing off ({drop.count} messages left)."))
 
     # ---------------------------------------------------------------- lock and teardown
@@ -574,6 +604,11 @@ class Pop3Session:
         except (StoreError, asyncpg.PostgresError, OSError) as exc:
             self.log.error("store failure", operation=what, error=str(exc))
             raise CommandError(Code.SYS_TEMP, "Temporary server failure; try again later.") from None
+
+
+async def _single(body: Awaitable[bytes]) -> AsyncIterator[bytes]:
+    """A whole-body read as a one-chunk stream."""
+    yield await body
 
 
 def _wrong_state(name: str, state: State) -> str:
