@@ -42,6 +42,15 @@ def format_flags(bits: int, keywords: Sequence[str], recent: bool = False) -> by
     return value
 
 
+def _uid_array(uids: Iterable[int]) -> array[int]:
+    """4 bytes per message (IMAP UIDs are 32-bit); 8 if a store ever hands out bigger ones."""
+    values = uids if isinstance(uids, list | tuple) else list(uids)
+    try:
+        return array("I", values)
+    except OverflowError:
+        return array("Q", values)
+
+
 class SelectedMailbox:
     """UID map, known MODSEQ and pending changes of the mailbox a session has selected."""
 
@@ -56,7 +65,7 @@ class SelectedMailbox:
         self.id = mailbox_id
         self.name = name
         self.uidvalidity = uidvalidity
-        self.uids = array("Q", uids)
+        self.uids = _uid_array(uids)
         self.modseq = modseq
         self.recent: list[tuple[int, int]] = [recent] if recent[0] <= recent[1] else []
         self.readonly = readonly
@@ -222,7 +231,10 @@ class SelectedMailbox:
             out.extend(self.flush_expunges())
         if new:
             recent_before = self.recent_count()
-            uids.extend(new)
+            try:
+                uids.extend(new)
+            except OverflowError:
+                self.uids = uids = array("Q", [*uids, *new])
             out.append(b"* %d EXISTS\r\n" % len(uids))
             if self.recent_count() != recent_before:
                 out.append(b"* %d RECENT\r\n" % self.recent_count())
@@ -252,5 +264,5 @@ class SelectedMailbox:
             del uids[positions[0]]
         else:
             drop = set(positions)
-            self.uids = array("Q", (uid for index, uid in enumerate(uids) if index not in drop))
+            self.uids = array(uids.typecode, (uid for index, uid in enumerate(uids) if index not in drop))
         return out

@@ -328,8 +328,8 @@ class Session:
                 peeked = grammar.peek_tag_and_name(data)[1]
                 if peeked and peeked in self.server.extra_commands and tag and self.state & AUTHED:
                     name = peeked
-                    handler = self.server.extra_commands[peeked]
-                    line = await handler(self, tag, data)
+                    extra = self.server.extra_commands[peeked]
+                    line = await extra(self, tag, data)
                     result = "ok"
                     self.errors = 0
                     self.send(line)
@@ -361,13 +361,13 @@ class Session:
         except (ConnectionClosed, _Closed):
             raise
         except Exception as exc:
-            reply = from_error(exc)
-            if reply is None or reply.code in ("SERVERBUG", "UNAVAILABLE"):
+            failure = from_error(exc)
+            if failure is None or failure.code in ("SERVERBUG", "UNAVAILABLE"):
                 log.exception("imap command failed", session=self.conn.id, command=name)
-                reply = reply or no("Internal error.", "SERVERBUG")
+                failure = failure or no("Internal error.", "SERVERBUG")
             result = "no"
-            line = self.tagged(tag, reply.status, reply.text, reply.code) if tag else \
-                grammar.response.untagged_status(reply.status, reply.text, reply.code)
+            line = self.tagged(tag, failure.status, failure.text, failure.code) if tag else \
+                grammar.response.untagged_status(failure.status, failure.text, failure.code)
         finally:
             self.kernel.metrics.command("imap", name, result, time.perf_counter() - started)
         force_sync = name in ("NOOP", "CHECK")
@@ -705,8 +705,8 @@ class Session:
             raise bad("Pattern too complex.") from None
         for entry in sorted(entries.values(), key=lambda e: (e.name != INBOX, e.name)):
             if "SPECIAL-USE" in cmd.selection:
-                mailbox = existing.get(entry.name)
-                if mailbox is None or not mailbox.special_use:
+                found = existing.get(entry.name)
+                if found is None or not found.special_use:
                     continue
             self.send(self._list_line(b"LIST", entry.name, entry.attributes))
             if cmd.status_items and entry.name in existing:
