@@ -256,3 +256,30 @@ def test_auth_timeout(tls_server, raw):
     assert client.line() == b"* BYE Idle timeout, closing connection.\r\n"
     assert client.line() == b""
     assert time.monotonic() - started < 5
+
+
+class _Extension:
+    """A third-party plugin adding a capability and a command."""
+
+    from sora_kernel.hookspecs import hookimpl
+
+    @hookimpl
+    def sora_imap_capabilities(self, kernel):
+        return ["XHELLO"]
+
+    @hookimpl
+    def sora_imap_commands(self, kernel):
+        async def hello(session, tag, data):
+            session.send(b"* XHELLO account %d\r\n" % session.account_id)
+            return session.tagged(tag, "OK", "Hello done.")
+
+        return {"XHELLO": hello}
+
+
+def test_plugin_capabilities_and_commands(sora_server, raw):
+    server = sora_server(plugins=["imap"], extra_plugins=[("xhello", _Extension())])
+    account = server.create_account("ext@example.com", "pw")
+    client = raw(server.port("imap"))
+    assert client.cmd(b"a XHELLO") == b"a BAD Unknown command\r\n"
+    assert b" XHELLO" in client.login("ext@example.com", "pw")
+    assert client.cmd(b"b XHELLO") == b"* XHELLO account %d\r\nb OK Hello done.\r\n" % account.id

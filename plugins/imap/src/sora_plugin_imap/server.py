@@ -1,4 +1,15 @@
-"""The IMAP listeners: plain (with STARTTLS) and implicit TLS, one session per connection."""
+"""The IMAP listeners: plain (with STARTTLS) and implicit TLS, one session per connection.
+
+Extending IMAP from another plugin:
+
+* ``sora_imap_capabilities(kernel)`` returns extra capability tokens, advertised after login.
+* ``sora_imap_commands(kernel)`` returns ``{"NAME": handler}``; a command the grammar does not
+  know is given to ``await handler(session, tag, data)`` in the authenticated and selected states.
+  ``data`` is the whole command (lines joined with literals, see :func:`grammar.literal_at_end`).
+  The handler may queue untagged responses with ``session.send(b"* ...\r\n")`` and returns the
+  tagged line (``session.tagged(tag, "OK", "Done.")``). ``session.account_id``,
+  ``session.principal`` and ``session.selected`` describe the context.
+"""
 
 from __future__ import annotations
 
