@@ -283,3 +283,25 @@ def test_plugin_capabilities_and_commands(sora_server, raw):
     assert client.cmd(b"a XHELLO") == b"a BAD Unknown command\r\n"
     assert b" XHELLO" in client.login("ext@example.com", "pw")
     assert client.cmd(b"b XHELLO") == b"* XHELLO account %d\r\nb OK Hello done.\r\n" % account.id
+
+
+def test_fuzzed_commands_keep_the_session_in_sync(session):
+    import random
+
+    rng = random.Random(1234)
+    tokens = [b"FETCH", b"UID", b"STORE", b"SEARCH", b"SELECT", b"LIST", b"COPY", b"MOVE", b"EXPUNGE",
+              b"(", b")", b"[", b"]", b"<", b">", b'"', b"\\", b"*", b"%", b"1", b"0", b"4294967296", b"1:*",
+              b"BODY[", b"BODY.PEEK[1.2.HEADER.FIELDS", b"FLAGS", b"+FLAGS.SILENT", b"\\Seen", b"NOT", b"OR",
+              b"CHARSET", b"UTF-8", b"HEADER", b"INBOX", b"\xff\xfe", b"\x01", b"NIL", b"RETURN", b"~", b"$",
+              b"ENVELOPE", b"BODYSTRUCTURE", b"BINARY[1]", b"<0.10>", b"SINCE", b"1-Jan-2025", b"32-Foo-99"]
+    session.cmd(b"s SELECT INBOX")
+    for round_ in range(300):
+        words = [rng.choice(tokens) for _ in range(rng.randint(1, 12))]
+        glue = b"" if rng.random() < 0.3 else b" "
+        line = glue.join(words)
+        if rng.random() < 0.7:
+            line = b"t%d " % round_ + line
+        session.send(line + b"\r\nZZ NOOP\r\n")
+        answer = session.until(b"ZZ")
+        assert answer.endswith(b"ZZ OK NOOP completed.\r\n"), (line, answer)
+        assert b"BYE" not in answer and b"SERVERBUG" not in answer, (line, answer)

@@ -422,3 +422,24 @@ def test_metrics_count_commands(imap_server, session):
         "sora_commands_total", {"protocol": "imap", "command": "UNKNOWN", "result": "bad"}) >= 1
     assert registry.get_sample_value(
         "sora_commands_total", {"protocol": "imap", "command": "LOGIN", "result": "ok"}) >= 1
+
+
+def test_rename_inbox_and_delete_selected(session):
+    append(session, b"INBOX", MESSAGE, tag=b"A1")
+    append(session, b"INBOX", MESSAGE, tag=b"A2")
+    assert session.cmd(b"a RENAME INBOX Old/Inbox") == b"a OK Rename completed.\r\n"
+    assert session.cmd(b"b STATUS INBOX (MESSAGES)") == b"* STATUS INBOX (MESSAGES 0)\r\nb OK Status completed.\r\n"
+    assert session.cmd(b"c STATUS Old/Inbox (MESSAGES UIDNEXT)") == (
+        b"* STATUS Old/Inbox (MESSAGES 2 UIDNEXT 3)\r\nc OK Status completed.\r\n"
+    )
+    assert session.cmd(b"d RENAME Nope Other") == b"d NO [NONEXISTENT] Mailbox doesn't exist.\r\n"
+    assert session.cmd(b"e RENAME Old/Inbox Sent") == b"e NO [ALREADYEXISTS] Mailbox already exists.\r\n"
+    session.cmd(b"f SELECT Old/Inbox")
+    assert session.cmd(b"g DELETE Old/Inbox") == (
+        b"* OK [CLOSED] Selected mailbox deleted.\r\ng OK Delete completed.\r\n"
+    )
+    assert session.cmd(b"h FETCH 1 UID") == b"h BAD [CLIENTBUG] No mailbox selected.\r\n"
+    assert session.cmd(b"i CREATE Old/Inbox") == b"i OK Create completed.\r\n"
+    assert session.cmd(b"j STATUS Old/Inbox (MESSAGES)") == (
+        b"* STATUS Old/Inbox (MESSAGES 0)\r\nj OK Status completed.\r\n"
+    )

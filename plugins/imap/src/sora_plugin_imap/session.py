@@ -648,6 +648,7 @@ class Session:
             raise no("Mailbox has children; delete them first.", "HASCHILDREN") from None
         if self.selected is not None and self.selected.name == cmd.mailbox:
             self.deselect()
+            self.send(b"* OK [CLOSED] Selected mailbox deleted.\r\n")
         return None, "Delete completed."
 
     async def cmd_rename(self, cmd: c.Rename) -> Ok:
