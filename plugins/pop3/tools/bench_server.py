@@ -62,12 +62,12 @@ def synthetic_message(rng: random.Random, number: int) -> bytes:
 
 
 def start_server(stack: ExitStack, database: TestDatabase, data_dir: Path, port: int,
-                 use_uvloop: bool = True) -> SoraTestServer:
+                 use_uvloop: bool = True, tls: dict[str, str] | None = None) -> SoraTestServer:
     """Like the test fixture's server, but on uvloop as ``sora serve`` runs (when installed)."""
     dsn = database.create()
     stack.callback(database.drop, dsn)
     config, host = test_config(data_dir, dsn, ["pop3"], {
-        "pop3": {"addr": f"127.0.0.1:{port}"}, "database": {"pool_max": 20}})
+        "pop3": {"addr": f"127.0.0.1:{port}"}, "database": {"pool_max": 20}, "tls": tls or {}})
     options = {}
     if use_uvloop:
         try:
@@ -95,6 +95,8 @@ def main(
     maildir: Path | None = typer.Option(None, help="Also write the messages as a Maildir here."),
     seed: int = typer.Option(1939, help="Random seed of the message mix."),
     uvloop: bool = typer.Option(True, help="Run the event loop on uvloop, as `sora serve` does."),
+    cert: Path | None = typer.Option(None, help="PEM certificate: offer STLS."),
+    key: Path | None = typer.Option(None, help="PEM key of --cert."),
 ) -> None:
     """Start, populate, serve until SIGINT/SIGTERM."""
     configure_logging(fmt="console", level="warning")
@@ -111,7 +113,8 @@ def main(
     with tempfile.TemporaryDirectory(prefix="sora-pop3-bench-") as tmp, ExitStack() as stack:
         database = TestDatabase()
         stack.callback(database.close)
-        srv = start_server(stack, database, Path(tmp) / "data", port, uvloop)
+        srv = start_server(stack, database, Path(tmp) / "data", port, uvloop,
+                           {"cert_file": str(cert), "key_file": str(key)} if cert and key else None)
         account = srv.create_account(USER, PASSWORD)
         srv.call(srv.store.ensure_default_mailboxes, account.id)
         inbox = srv.call(srv.store.get_mailbox, account.id, "INBOX")
