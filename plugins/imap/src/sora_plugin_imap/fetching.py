@@ -86,8 +86,13 @@ def _modseq(row: FetchRow, _raw: bytes, _mailbox: SelectedMailbox) -> bytes:
     return b"MODSEQ (%d)" % row.modseq
 
 
+def whole(raw: bytes) -> bytes:
+    """The whole message as BODY[] sends it (NUL is not allowed in a literal; Dovecot sends 0x80)."""
+    return raw.replace(b"\0", b"\x80") if b"\0" in raw else raw
+
+
 def _rfc822(row: FetchRow, raw: bytes, _mailbox: SelectedMailbox) -> bytes:
-    return b"RFC822 " + literal(extract_section(raw, ()))
+    return b"RFC822 " + literal(whole(raw))
 
 
 def _rfc822_header(row: FetchRow, raw: bytes, _mailbox: SelectedMailbox) -> bytes:
@@ -104,7 +109,10 @@ def _section(att: f.BodySection) -> Encoder:
     partial = att.partial
 
     def encode(row: FetchRow, raw: bytes, _mailbox: SelectedMailbox) -> bytes:
-        data = extract_section(raw, section.part, section.text, section.fields)
+        if not section.part and not section.text:
+            data = whole(raw)  # no need to parse the structure
+        else:
+            data = extract_section(raw, section.part, section.text, section.fields)
         if partial is not None:
             data = data[partial.offset : partial.offset + partial.length]
         return name + literal(data)
