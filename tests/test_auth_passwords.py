@@ -52,14 +52,10 @@ def test_hash_password_is_dovecot_argon2id() -> None:
     assert hash_password("correct horse") != stored  # fresh salt every time
 
 
-def test_argon2_verify_is_fast_enough() -> None:
+def test_argon2_parameters_are_the_moderate_ones() -> None:
+    # cost is pinned by parameters (m=19 MiB, t=2, p=1: ~16 ms here), not by a timed test
     stored = hash_password("pw")
-    timings = []
-    for _ in range(3):
-        start = time.perf_counter()
-        verify_password("pw", stored)
-        timings.append(time.perf_counter() - start)
-    assert min(timings) < 0.05
+    assert "$argon2id$v=19$m=19456,t=2,p=1$" in stored
 
 
 def test_argon2_variants() -> None:
@@ -90,16 +86,21 @@ def test_needs_rehash() -> None:
     assert needs_rehash("")
 
 
-def test_dummy_verify_costs_about_one_verify() -> None:
-    dummy_verify("warm the cached dummy hash")
-    stored = hash_password("pw")
-    start = time.perf_counter()
-    verify_password("pw", stored)
-    real = time.perf_counter() - start
-    start = time.perf_counter()
+def test_dummy_verify_runs_a_real_argon2_verify(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[str] = []
+    real = passwords._HASHER
+
+    class CountingHasher:
+        def hash(self, password: str) -> str:
+            return real.hash(password)
+
+        def verify(self, encoded: str, password: str) -> bool:
+            calls.append(encoded)
+            return real.verify(encoded, password)
+
+    monkeypatch.setattr(passwords, "_HASHER", CountingHasher())
     dummy_verify("pw")
-    dummy = time.perf_counter() - start
-    assert dummy > real / 4
+    assert len(calls) == 1 and "$argon2id$v=19$m=19456,t=2,p=1$" in calls[0]
     dummy_verify("\udcff")  # never raises, even for unencodable input
 
 
@@ -201,9 +202,7 @@ def test_sha512_crypt_rejects_bad_settings(setting: str) -> None:
 
 def test_sha512_crypt_refuses_absurd_rounds_quickly() -> None:
     stored = "$6$rounds=999999999$salt$" + "a" * 86
-    start = time.perf_counter()
-    assert not verify_password("pw", stored)
-    assert time.perf_counter() - start < 0.5
+    assert not verify_password("pw", stored)  # computing it would take minutes
 
 
 # --- SHA-2 digests -------------------------------------------------------------------------

@@ -143,3 +143,17 @@ def test_blob_cache_evicts_lru(tmp_path) -> None:
     assert cache.get(1, b"c" * 32) == b"z" * 100
     cache.put(1, b"d" * 32, b"w" * 300)  # over max_object: not cached
     assert cache.get(1, b"d" * 32) is None and cache.size == 200
+
+
+def test_flag_store_that_changes_nothing_keeps_modseq(kernel_server) -> None:
+    from sora_kernel.flags import SEEN
+
+    srv = kernel_server
+    account = srv.create_account("f@example.com")
+    inbox = srv.call(srv.store.get_mailbox, account.id, "INBOX")
+    srv.call(srv.store.append, account.id, inbox.id, MSG)
+    srv.call(lambda: srv.store.store_flags(account.id, inbox.id, [(1, 1)], "add", SEEN))
+    before = srv.call(srv.store.get_mailbox_by_id, inbox.id).highest_modseq
+    changed, _ = srv.call(lambda: srv.store.store_flags(account.id, inbox.id, [(1, 1)], "add", SEEN))
+    assert changed == []
+    assert srv.call(srv.store.get_mailbox_by_id, inbox.id).highest_modseq == before

@@ -39,6 +39,7 @@ class Connection:
         self._buffer = bytearray()
         self._eof = False
         self.waiting_for_input = False
+        self.write_timeout: float = 300.0
         self.cancel_scope: anyio.CancelScope | None = None
         self.extra: dict[str, Any] = {}
 
@@ -124,12 +125,19 @@ class Connection:
         return bool(self._buffer)
 
     async def write(self, data: bytes) -> None:
-        """Send bytes; ConnectionClosed when the peer is gone."""
-        try:
-            await self.stream.send(data)
-        except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError, ssl.SSLError):
+        """Send bytes; ConnectionClosed when the peer is gone or stops reading for
+        ``write_timeout`` seconds (a stalled client must not pin its session forever)."""
+        sent = False
+        with anyio.move_on_after(self.write_timeout):
+            try:
+                await self.stream.send(data)
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError, ssl.SSLError):
+                self._eof = True
+                raise ConnectionClosed() from None
+            sent = True
+        if not sent:
             self._eof = True
-            raise ConnectionClosed() from None
+            raise ConnectionClosed()
         self.bytes_out += len(data)
 
     async def start_tls(self, context: ssl.SSLContext, timeout: float = 30) -> None:

@@ -775,7 +775,12 @@ class MailStore:
         sql = f"""
             WITH mb AS (
                 UPDATE mailboxes SET highest_modseq = highest_modseq + 1
-                 WHERE id = $1 AND account_id = $2 RETURNING highest_modseq),
+                 WHERE id = $1 AND account_id = $2 AND EXISTS (
+                       SELECT 1 FROM messages m
+                        WHERE m.mailbox_id = $1 AND m.expunged_at IS NULL AND {where}
+                          AND ({unchanged} IS NULL OR m.modseq <= {unchanged})
+                          AND ({new_flags}, {new_keywords}) IS DISTINCT FROM (m.flags, m.keywords))
+                RETURNING highest_modseq),
             upd AS (
                 UPDATE messages m SET flags = {new_flags}, keywords = {new_keywords},
                        modseq = mb.highest_modseq

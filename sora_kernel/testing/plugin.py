@@ -65,3 +65,10 @@ def sora_server(sora_database: TestDatabase, tmp_path: Path) -> Iterator[Callabl
 def kernel_server(sora_server: Callable[..., SoraTestServer]) -> SoraTestServer:
     """A started kernel without plugins or services, for store-level tests."""
     return sora_server(run_services=False)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Server logs go to stderr (as in production), so CLI output under test stays clean."""
+    from ..observability import configure_logging
+
+    configure_logging(fmt="console", level="info")
