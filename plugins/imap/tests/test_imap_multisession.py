@@ -173,3 +173,42 @@ def test_idle_keepalive_idle_timeout_and_shutdown_goodbye(sora_server, raw):
         line = client.line()
     assert line == b"* BYE Server shutting down\r\n"
     assert client.line() == b""
+
+
+def test_imapclient_full_flow(imap_server, account):
+    port = imap_server.port("imap")
+    utf8 = (b"From: =?utf-8?q?J=C3=B6rg?= <jorg@example.org>\r\nTo: you@example.com\r\n"
+            b"Subject: =?utf-8?b?SMOpbGxvIHfDtnJsZA==?=\r\nContent-Type: text/plain; charset=utf-8\r\n"
+            b"Content-Transfer-Encoding: 8bit\r\n\r\nGr\xc3\xbc\xc3\x9fe aus K\xc3\xb6ln\r\n")
+    with IMAPClient("127.0.0.1", port=port, ssl=False) as client:
+        client.login(*account)
+        assert client.namespace().personal == (("", "/"),)
+        client.create_folder("Projects/Sora")
+        assert client.folder_exists("Projects")
+        client.subscribe_folder("Projects/Sora")
+        assert "Projects/Sora" in [name for _, _, name in client.list_sub_folders()]
+        client.rename_folder("Projects/Sora", "Projects/Kernel")
+        client.append("Projects/Kernel", utf8, flags=(b"\\Seen",))
+        client.append("Projects/Kernel", MESSAGE)
+        client.select_folder("Projects/Kernel")
+        assert client.search(["SUBJECT", "héllo"], charset="UTF-8") == [1]
+        assert client.search(["BODY", "Köln"], charset="UTF-8") == [1]
+        assert client.search(["FROM", "jorg"]) == [1]
+        assert client.search(["UNSEEN"]) == [2]
+        body = client.fetch([1], ["BODY[]", "BODY.PEEK[HEADER.FIELDS (SUBJECT)]"])[1]
+        assert body[b"BODY[]"] == utf8
+        assert body[b"BODY[HEADER.FIELDS (SUBJECT)]"] == b"Subject: =?utf-8?b?SMOpbGxvIHfDtnJsZA==?=\r\n\r\n"
+        client.add_flags([1, 2], [b"$Done"])
+        client.remove_flags([1], [b"\\Seen"])
+        assert client.get_flags([1, 2]) == {1: (b"\\Recent", b"$Done"), 2: (b"\\Recent", b"$Done")}
+        client.copy([1, 2], "INBOX")
+        client.delete_messages([2])
+        assert client.expunge()[1] == [(2, b"EXPUNGE")]
+        client.unselect_folder()
+        assert client.folder_status("INBOX", ["MESSAGES", "UNSEEN"]) == {b"MESSAGES": 2, b"UNSEEN": 2}
+        client.select_folder("INBOX", readonly=True)
+        assert len(client.fetch(client.search(), ["UID"])) == 2
+        client.close_folder()
+        client.delete_folder("Projects/Kernel")
+        assert not client.folder_exists("Projects/Kernel")
+        assert client.id_({"name": "imapclient"})[0][:2] == (b"name", b"Sora")
