@@ -7,7 +7,7 @@ import re
 PRE_AUTH = b"IMAP4rev1 SASL-IR LITERAL+ ID ENABLE IDLE AUTH=PLAIN AUTH=LOGIN"
 POST_AUTH = (
     b"IMAP4rev1 SASL-IR LITERAL+ ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS MOVE CHILDREN SPECIAL-USE "
-    b"CREATE-SPECIAL-USE LIST-EXTENDED LIST-STATUS ESEARCH BINARY QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE "
+    b"CREATE-SPECIAL-USE LIST-EXTENDED LIST-STATUS ESEARCH BINARY CONDSTORE QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE "
     b"APPENDLIMIT=52428800"
 )
 MESSAGE = (
@@ -337,7 +337,8 @@ def test_status_namespace_id_enable_unselect(session):
     assert session.cmd(b'd ID ("name" "test")') == (
         b'* ID ("name" "Sora" "version" "0.1.0" "vendor" "Sora")\r\nd OK ID completed.\r\n'
     )
-    assert session.cmd(b"e ENABLE CONDSTORE") == b"* ENABLED\r\ne OK Enable completed.\r\n"
+    assert session.cmd(b"e ENABLE CONDSTORE") == b"* ENABLED CONDSTORE\r\ne OK Enable completed.\r\n"
+    assert session.cmd(b"e ENABLE CONDSTORE X-UNKNOWN") == b"* ENABLED\r\ne OK Enable completed.\r\n"
     session.cmd(b"f SELECT INBOX")
     assert session.cmd(b"g UNSELECT") == b"g OK Unselect completed.\r\n"
     # UNSELECT did not expunge; CLOSE does
@@ -443,3 +444,31 @@ def test_rename_inbox_and_delete_selected(session):
     assert session.cmd(b"j STATUS Old/Inbox (MESSAGES)") == (
         b"* STATUS Old/Inbox (MESSAGES 0)\r\nj OK Status completed.\r\n"
     )
+
+
+def test_condstore(session, raw, account):
+    for tag in (b"A1", b"A2", b"A3"):
+        append(session, b"INBOX", MESSAGE, tag=tag)
+    out = session.cmd(b"a SELECT INBOX (CONDSTORE)")
+    highest = int(re.search(rb"\[HIGHESTMODSEQ (\d+)\]", out).group(1))
+    assert out.endswith(b"* OK [HIGHESTMODSEQ %d] Highest.\r\na OK [READ-WRITE] Select completed.\r\n" % highest)
+    out = session.cmd(b"b STORE 1 +FLAGS (\\Seen)")
+    modseq = int(re.search(rb"MODSEQ \((\d+)\)", out).group(1))
+    assert modseq > highest
+    assert out == b"* 1 FETCH (FLAGS (\\Seen \\Recent) MODSEQ (%d))\r\nb OK Store completed.\r\n" % modseq
+    assert session.cmd(b"c FETCH 1:* (UID) (CHANGEDSINCE %d)" % highest) == (
+        b"* 1 FETCH (UID 1 MODSEQ (%d))\r\nc OK Fetch completed.\r\n" % modseq
+    )
+    assert session.cmd(b"d SEARCH MODSEQ %d" % modseq) == (
+        b"* SEARCH 1 (MODSEQ %d)\r\nd OK Search completed.\r\n" % modseq
+    )
+    assert session.cmd(b"e UID STORE 1,2 (UNCHANGEDSINCE %d) +FLAGS.SILENT (\\Flagged)" % highest).endswith(
+        b"e OK [MODIFIED 1] Conditional store failed.\r\n")
+    other = raw()
+    other.login(*account)
+    other.cmd(b"s SELECT INBOX")
+    other.cmd(b"t STORE 3 +FLAGS.SILENT (\\Answered)")
+    out = session.cmd(b"f NOOP")
+    assert re.fullmatch(
+        rb"\* 3 FETCH \(UID 3 FLAGS \(\\Answered \\Recent\) MODSEQ \(\d+\)\)\r\nf OK NOOP completed.\r\n", out)
+    assert session.cmd(b"g SELECT INBOX (QRESYNC (1 1))").endswith(b"g BAD QRESYNC is not supported.\r\n")

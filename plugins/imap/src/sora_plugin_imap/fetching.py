@@ -193,8 +193,11 @@ class FetchPlan:
     has_flags: bool = False
 
 
-def plan(atts: tuple[f.FetchAtt, ...], *, uid_command: bool) -> FetchPlan:
-    """Compile the attributes; a UID FETCH answers with UID first even when not asked."""
+def plan(atts: tuple[f.FetchAtt, ...], *, uid_command: bool, modseq: bool = False) -> FetchPlan:
+    """Compile the attributes; a UID FETCH answers with UID first even when not asked.
+
+    ``modseq`` (CONDSTORE enabled) adds MODSEQ wherever FLAGS is sent.
+    """
     result = FetchPlan()
     ordered = list(atts)
     if uid_command and f.Uid() not in ordered:
@@ -219,6 +222,8 @@ def plan(atts: tuple[f.FetchAtt, ...], *, uid_command: bool) -> FetchPlan:
         result.needs_raw |= isinstance(att, _RAW)
         result.has_flags |= isinstance(att, f.Flags)
         result.encoders.append(encoder)
+    if modseq and f.ModSeq() not in seen and (result.has_flags or result.sets_seen):
+        result.encoders.append(_modseq)
     return result
 
 

@@ -57,3 +57,15 @@ def translate(key: k.SearchKey, mailbox: SelectedMailbox) -> s.Criterion:
         case k.ModSeqIs(modseq=modseq):
             return s.ModSeqIs(">=", modseq)
     raise ParseError("Unsupported search key")
+
+
+def uses_modseq(key: k.SearchKey) -> bool:
+    """Whether a MODSEQ criterion occurs anywhere (the answer then carries the highest MODSEQ)."""
+    match key:
+        case k.ModSeqIs():
+            return True
+        case k.And(children) | k.Or(children):
+            return any(uses_modseq(child) for child in children)
+        case k.Not(child):
+            return uses_modseq(child)
+    return False

@@ -55,7 +55,7 @@ class SelectedMailbox:
     """UID map, known MODSEQ and pending changes of the mailbox a session has selected."""
 
     __slots__ = (
-        "account_id", "id", "modseq", "name", "own_changes", "pending_expunge", "readonly",
+        "account_id", "condstore", "id", "modseq", "name", "own_changes", "pending_expunge", "readonly",
         "recent", "uids", "uidvalidity",
     )
 
@@ -71,6 +71,7 @@ class SelectedMailbox:
         self.readonly = readonly
         self.pending_expunge: set[int] = set()
         self.own_changes: dict[int, int] = {}
+        self.condstore = False
 
     # ------------------------------------------------------------------ lookups
 
@@ -222,8 +223,9 @@ class SelectedMailbox:
             if change.expunged:
                 self.pending_expunge.add(uid)
             elif own.get(uid) != change.modseq and uid not in self.pending_expunge:
-                out.append(b"* %d FETCH (UID %d FLAGS %s)\r\n" % (
-                    index + 1, uid, format_flags(change.flags, change.keywords, self.is_recent(uid))))
+                out.append(b"* %d FETCH (UID %d FLAGS %s%s)\r\n" % (
+                    index + 1, uid, format_flags(change.flags, change.keywords, self.is_recent(uid)),
+                    b" MODSEQ (%d)" % change.modseq if self.condstore else b""))
         self.own_changes = {}
         if highest > self.modseq:
             self.modseq = highest

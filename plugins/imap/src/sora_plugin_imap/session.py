@@ -23,12 +23,13 @@ from sora_kernel.errors import AlreadyExists, InvalidName, NotFound
 from sora_kernel.events import Subscription
 from sora_kernel.flags import DELETED, SEEN, split_flags
 from sora_kernel.net import ConnectionClosed, LineTooLong
-from sora_kernel.store.mailstore import DELIMITER, INBOX, SPECIAL_USES, Mailbox, MailStore
+from sora_kernel.store.mailstore import DELIMITER, INBOX, SPECIAL_USES, Mailbox, MailStore, MessageChange
 from sora_kernel.types import AuthRequest, Principal
 
 from . import fetching, grammar, listing, searching
 from .grammar import BadCharset, Command, ParseError
 from .grammar import commands as c
+from .grammar.fetch import ModSeq as ModSeqAtt
 from .grammar.response import encode_mailbox, format_sequence_set, quote_string
 from .replies import Reply, bad, from_error, no
 from .selected import MAX_UID, SelectedMailbox, format_flags
@@ -133,6 +134,7 @@ class Session:
         self.auth_failures = 0
         self.commands = 0
         self._tag = ""
+        self.condstore = False
 
     # ================================================================== output
 
@@ -184,7 +186,7 @@ class Session:
         else:
             caps.extend((
                 "NAMESPACE", "UNSELECT", "UIDPLUS", "MOVE", "CHILDREN", "SPECIAL-USE",
-                "CREATE-SPECIAL-USE", "LIST-EXTENDED", "LIST-STATUS", "ESEARCH", "BINARY", "QUOTA",
+                "CREATE-SPECIAL-USE", "LIST-EXTENDED", "LIST-STATUS", "ESEARCH", "BINARY", "CONDSTORE", "QUOTA",
                 "QUOTA=RES-STORAGE", "QUOTA=RES-MESSAGE",
                 f"APPENDLIMIT={self.settings.append_limit}",
             ))
@@ -574,7 +576,11 @@ class Session:
     # ================================================================== authenticated
 
     async def cmd_select(self, cmd: c.Select) -> Ok:
-        """SELECT / EXAMINE."""
+        """SELECT / EXAMINE, with the CONDSTORE parameter."""
+        if cmd.qresync is not None:
+            raise bad("QRESYNC is not supported.")
+        if cmd.condstore:
+            self.condstore = True
         if self.selected is not None:
             self.deselect()
             self.send(b"* OK [CLOSED] Previous mailbox closed.\r\n")
@@ -591,6 +597,7 @@ class Session:
             recent = (recent_from, MAX_UID if cmd.readonly else mailbox.uidnext - 1)
             selected = SelectedMailbox(self.account_id, mailbox.id, mailbox.name, mailbox.uidvalidity,
                                        uids, modseq, recent, readonly=cmd.readonly)
+            selected.condstore = self.condstore
             first_unseen = None
             if mailbox.unseen_count:
                 unseen = await self.store.search(self.account_id, mailbox.id, s.FlagIs(SEEN, False))
@@ -614,6 +621,8 @@ class Session:
         uidnext = max(mailbox.uidnext, selected.max_uid + 1)
         self.send(b"* OK [UIDVALIDITY %d] UIDs valid.\r\n" % mailbox.uidvalidity)
         self.send(b"* OK [UIDNEXT %d] Predicted next UID.\r\n" % uidnext)
+        if self.condstore:
+            self.send(b"* OK [HIGHESTMODSEQ %d] Highest.\r\n" % selected.modseq)
         if cmd.readonly:
             return "READ-ONLY", "Examine completed."
         return "READ-WRITE", "Select completed."
@@ -758,6 +767,8 @@ class Session:
         mailbox = await self.store.get_mailbox(self.account_id, cmd.mailbox)
         if mailbox is None:
             raise no("Mailbox doesn't exist.", "NONEXISTENT")
+        if "HIGHESTMODSEQ" in cmd.items:
+            self.enable_condstore()
         self.send(await self._status_line(mailbox, cmd.items))
         return None, "Status completed."
 
@@ -799,9 +810,22 @@ class Session:
         return None, "Namespace completed."
 
     async def cmd_enable(self, cmd: c.Enable) -> Ok:
-        """ENABLE: nothing here needs enabling, so the list is empty."""
-        self.send(b"* ENABLED\r\n")
+        """ENABLE: CONDSTORE is the one extension that needs it."""
+        enabled = []
+        if "CONDSTORE" in cmd.capabilities and not self.condstore:
+            self.enable_condstore()
+            enabled.append(b" CONDSTORE")
+        self.send(b"* ENABLED" + b"".join(enabled) + b"\r\n")
         return None, "Enable completed."
+
+    def enable_condstore(self) -> None:
+        """Turn CONDSTORE on (RFC 7162 3.1); in the selected state, tell the HIGHESTMODSEQ."""
+        if self.condstore:
+            return
+        self.condstore = True
+        if self.selected is not None:
+            self.selected.condstore = True
+            self.send(b"* OK [HIGHESTMODSEQ %d] Highest.\r\n" % self.selected.modseq)
 
     async def cmd_idle(self, cmd: c.Idle) -> Ok:
         """IDLE until DONE; changes are pushed as they are committed anywhere."""
@@ -933,13 +957,24 @@ class Session:
             raise bad("SEARCH SAVE is not supported.")
         criterion = searching.translate(cmd.criteria, selected)
         uids = await self.store.search(self.account_id, selected.id, criterion)
+        known: list[int] = []
         numbers: list[int] = []
         for uid in uids:
             seq = selected.seq_of(uid)
             if seq is not None:
+                known.append(uid)
                 numbers.append(uid if cmd.uid else seq)
+        highest = b""
+        if searching.uses_modseq(cmd.criteria):
+            self.enable_condstore()
+            if known:
+                top = 0
+                for batch in _batches(selected.runs(selected.uid_ranges_to_positions((u, u) for u in known)),
+                                      _STORE_RUNS):
+                    top = max([top, *(row.modseq for row in await self.store.fetch(selected.id, batch))])
+                highest = b" (MODSEQ %d)" % top
         if cmd.return_options is None:
-            self.send(b"* SEARCH" + b"".join(b" %d" % n for n in numbers) + b"\r\n")
+            self.send(b"* SEARCH" + b"".join(b" %d" % n for n in numbers) + highest + b"\r\n")
             return None, "Search completed."
         options = cmd.return_options or ("ALL",)
         out = b'* ESEARCH (TAG "' + cmd.tag.encode() + b'")' + (b" UID" if cmd.uid else b"")
@@ -952,6 +987,8 @@ class Session:
                 out += b" ALL " + format_sequence_set(numbers)
         if "COUNT" in options:
             out += b" COUNT %d" % len(numbers)
+        if highest:
+            out += b" MODSEQ" + highest[8:-1]
         self.send(out + b"\r\n")
         return None, "Search completed."
 
@@ -959,7 +996,12 @@ class Session:
         """FETCH / UID FETCH: chunked metadata queries, bodies from the blob store."""
         selected = self._mailbox()
         positions = self._positions(cmd.sequence_set, cmd.uid)
-        plan = fetching.plan(cmd.attributes, uid_command=cmd.uid)
+        attributes = cmd.attributes
+        if cmd.changedsince is not None or ModSeqAtt() in attributes:
+            self.enable_condstore()
+            if ModSeqAtt() not in attributes:
+                attributes = (*attributes, ModSeqAtt())
+        plan = fetching.plan(attributes, uid_command=cmd.uid, modseq=self.condstore)
         set_seen = plan.sets_seen and not selected.readonly
         unreadable = 0
         for chunk in selected.chunks(positions, fetching.CHUNK):
@@ -1014,23 +1056,36 @@ class Session:
                 for row in await self.store.fetch(selected.id, batch):
                     if len(wanted | {k.lower() for k in row.keywords}) > limit:
                         raise no("Too many keywords.", "LIMIT")
+        if cmd.unchangedsince is not None:
+            self.enable_condstore()
         refused: list[int] = []
+        modified: list[MessageChange] = []
         for batch in _batches(runs, _STORE_RUNS):
             changed, rejected = await self.store.store_flags(
                 self.account_id, selected.id, batch, cmd.mode, bits, keywords,
                 unchanged_since=cmd.unchangedsince)
             selected.remember_own(changed)
             refused.extend(rejected)
+            modified.extend(changed)
+        uid_item = b"UID %d " if cmd.uid else b""
         if not cmd.silent:
             for chunk in selected.chunks(positions, fetching.CHUNK):
                 for row in await self.store.fetch(selected.id, selected.runs(chunk)):
                     seq = selected.seq_of(row.uid)
                     if seq is None or row.expunged:
                         continue
-                    self.send(b"* %d FETCH (%sFLAGS %s)\r\n" % (
-                        seq, b"UID %d " % row.uid if cmd.uid else b"",
-                        format_flags(row.flags, row.keywords, selected.is_recent(row.uid))))
+                    self.send(b"* %d FETCH (%sFLAGS %s%s)\r\n" % (
+                        seq, uid_item % row.uid if cmd.uid else b"",
+                        format_flags(row.flags, row.keywords, selected.is_recent(row.uid)),
+                        b" MODSEQ (%d)" % row.modseq if self.condstore else b""))
                 await self.maybe_flush()
+        elif self.condstore:
+            # RFC 7162 3.1.3: the new MODSEQ of every changed message, even with .SILENT
+            for change in modified:
+                seq = selected.seq_of(change.uid)
+                if seq is not None:
+                    self.send(b"* %d FETCH (%sMODSEQ (%d))\r\n" % (
+                        seq, uid_item % change.uid if cmd.uid else b"", change.modseq))
         if refused:
             numbers = refused if cmd.uid else [n for u in refused if (n := selected.seq_of(u))]
             return f"MODIFIED {format_sequence_set(numbers).decode()}", "Conditional store failed."
