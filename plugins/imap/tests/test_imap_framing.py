@@ -200,6 +200,7 @@ def tls_server(sora_database, tmp_path_factory):
         "tls": {"cert_file": str(cert), "key_file": str(key)},
         "imap": {"allow_cleartext_auth": False, "tls_addr": "127.0.0.1:0", "max_literal_size": "1kb",
                  "auth_timeout": "1s", "max_errors": 3},
+        "auth": {"failure_delay": "0.3s"},
     }
     with ExitStack() as stack:
         server = start_test_server(stack, sora_database, folder / "data", plugins=["imap"], config=config)
@@ -240,6 +241,9 @@ def test_implicit_tls_and_small_append_limit(tls_server, raw):
     assert client.greeting == (
         b"* OK [CAPABILITY IMAP4rev1 SASL-IR LITERAL+ ID ENABLE IDLE AUTH=PLAIN AUTH=LOGIN] Sora ready.\r\n"
     )
+    started = time.monotonic()
+    assert client.cmd(b"x LOGIN tls@example.com wrong") == b"x NO [AUTHENTICATIONFAILED] Authentication failed.\r\n"
+    assert time.monotonic() - started >= 0.3  # [auth] failure_delay
     client.login("tls@example.com", "pw")
     assert b" APPENDLIMIT=1024\r\n" in client.cmd(b"a CAPABILITY")
     client.send(b"b APPEND INBOX {2000+}\r\n" + b"x" * 2000 + b"\r\n")
