@@ -16,6 +16,7 @@ from sora_kernel.flags import SYSTEM_FLAGS
 from sora_kernel.store.mailstore import MessageChange
 
 from .grammar import SequenceSet
+from .grammar.reader import is_atom
 
 IndexRange = tuple[int, int]
 """Half-open ``[start, stop)`` range of 0-based positions in the UID map."""
@@ -35,7 +36,8 @@ def format_flags(bits: int, keywords: Sequence[str], recent: bool = False) -> by
     names = [name for name, bit in _FLAG_ORDER if bits & bit]
     if recent:
         names.append("\\Recent")
-    names.extend(keywords)
+    # keywords set by other means (Sieve, the API) may not be atoms; never break the response
+    names.extend(k for k in keywords if is_atom(k.encode("utf-8", "replace")))
     value = ("(" + " ".join(names) + ")").encode("utf-8", "replace")
     if len(_flags_cache) < 4096:
         _flags_cache[key] = value
