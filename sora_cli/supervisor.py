@@ -50,6 +50,22 @@ def _wait_listening(addrs: list[tuple[str, str]], timeout: float) -> bool:
     return not pending
 
 
+def _check_ports_free(addrs: list[tuple[str, str]]) -> None:
+    """Workers bind with SO_REUSEPORT, which would let a second Sora share a port silently:
+    bind each address once without it first, so a port in use is an error naming it."""
+    from sora_kernel.config import parse_addr
+    from sora_kernel.errors import SoraError
+
+    for name, addr in addrs:
+        host, port = parse_addr(addr)
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind((host, port))
+            except OSError as exc:
+                raise SoraError(f"[{name.split()[0]}] cannot listen on {addr}: {exc.strerror or exc}") from None
+
+
 async def _prepare(config: Any, plugins: Any) -> None:
     from sora_kernel.kernel import Kernel
 
@@ -71,6 +87,13 @@ def run(config: Any, plugins: Any, path: Path, workers: int) -> None:
         else:
             config.data_dir.mkdir(parents=True, exist_ok=True)
             embedded.start()
+    addrs = _listener_addrs(config)
+    try:
+        _check_ports_free(addrs)
+    except Exception:
+        if embedded is not None:
+            embedded.stop()
+        raise
     asyncio.run(_prepare(config, plugins))
     count = workers or workers_for(config)
     metrics_dir = tempfile.mkdtemp(prefix="sora-metrics-")
@@ -103,7 +126,6 @@ def run(config: Any, plugins: Any, path: Path, workers: int) -> None:
         _serve_metrics(metrics_addr, metrics_dir)
     for slot in range(count):
         spawn(slot)
-    addrs = _listener_addrs(config)
     if _wait_listening(addrs, 60):
         lines = [f"  {name:<16} {addr}" for name, addr in addrs]
         if metrics_addr:

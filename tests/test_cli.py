@@ -160,3 +160,14 @@ def test_db_status_and_migrate(configured: Path) -> None:
     assert "applied  kernel/0001_init.sql" in status.stdout
     migrated = sora("db", "migrate", config=configured)
     assert migrated.returncode == 0 and "nothing to apply" in migrated.stdout
+
+
+def test_serve_refuses_a_port_in_use(configured: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {"SORA_PLUGINS__ENABLED": "imap", "SORA_IMAP__ADDR": f"127.0.0.1:{port}", "SORA_METRICS__ADDR": ""}
+        result = sora("serve", config=configured, env=env, timeout=60)
+    assert result.returncode == 1
+    assert f"[imap] cannot listen on 127.0.0.1:{port}: Address already in use" in result.stderr
