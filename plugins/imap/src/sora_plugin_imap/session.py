@@ -49,7 +49,7 @@ MAX_DRAIN = 256 * 1024 * 1024
 FLAGS_LINE = b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n"
 PERMANENT_FLAGS = b"(\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)"
 _NO_EXPUNGE = frozenset({"FETCH", "STORE", "SEARCH"})
-_STORE_RUNS = 1000
+_STORE_RUNS = 10000
 
 
 class State(IntFlag):
