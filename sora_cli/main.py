@@ -54,7 +54,8 @@ def main_options(
     config: str = typer.Option(None, "--config", "-c", help="Config file (default $SORA_CONFIG or ./sora.toml)."),
 ) -> None:
     """Sora mail server."""
-    _state["config"] = config
+    if config is not None:
+        _state["config"] = config
 
 
 def _load() -> tuple[Any, Any]:
@@ -528,17 +529,28 @@ def bench_store(
     typer.echo(json.dumps(run_async(go), indent=2))
 
 
+def _take_config_option(argv: list[str]) -> list[str]:
+    """Accept ``--config FILE`` anywhere (``sora serve --config F`` as well as ``sora --config F serve``)."""
+    rest: list[str] = []
+    items = iter(argv)
+    for arg in items:
+        if arg in ("--config", "-c"):
+            value = next(items, None)
+            if value is None:
+                fail("--config needs a file name")
+            _state["config"] = value
+        elif arg.startswith("--config="):
+            _state["config"] = arg.split("=", 1)[1]
+        else:
+            rest.append(arg)
+    return rest
+
+
 def _add_plugin_commands() -> None:
     """Let enabled plugins add commands; a broken config leaves only the built-in ones."""
     from sora_kernel.config import load_raw
     from sora_kernel.plugins import load_plugins
 
-    argv = sys.argv[1:]
-    for i, arg in enumerate(argv):
-        if arg in ("--config", "-c") and i + 1 < len(argv):
-            _state["config"] = argv[i + 1]
-        elif arg.startswith("--config="):
-            _state["config"] = arg.split("=", 1)[1]
     try:
         raw = load_raw(config_path())
         enabled = raw.get("plugins", {}).get("enabled", [])
@@ -557,8 +569,12 @@ def _add_plugin_commands() -> None:
 
 def main() -> None:
     """Console-script entry point."""
+    try:
+        args = _take_config_option(sys.argv[1:])
+    except typer.Exit as exc:
+        raise SystemExit(exc.exit_code) from None
     _add_plugin_commands()
-    app()
+    app(args=args)
 
 
 if __name__ == "__main__":

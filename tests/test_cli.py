@@ -46,6 +46,12 @@ def test_init_writes_commented_valid_config(configured: Path) -> None:
     assert again.returncode == 1 and "exists" in again.stderr
 
 
+def test_config_option_after_the_command(configured: Path) -> None:
+    result = subprocess.run([sys.executable, "-m", "sora_cli.main", "config", "validate", "--config", str(configured)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and f"{configured}: ok" in result.stdout
+
+
 def test_validate_names_key_and_value(tmp_path: Path) -> None:
     config = tmp_path / "sora.toml"
     config.write_text('[server]\nworkers = "many"\n[storage]\nexpunge_grace = "soon"\n')
