@@ -161,10 +161,15 @@ async def serve_tcp(
             if limiter:
                 limiter.release(conn.remote_ip)
             kernel.plugins.connection_close(kernel, conn)
-            log.info("session", protocol=protocol, session=conn.id, remote=conn.remote_ip,
-                     user=conn.username or None, tls=conn.tls, bytes_in=conn.bytes_in,
-                     bytes_out=conn.bytes_out, seconds=round(time.monotonic() - conn.started, 3),
-                     error=error, **conn.extra)
+            fields: dict[str, Any] = {
+                "protocol": protocol, "session": conn.id, "remote": conn.remote_ip,
+                "user": conn.username or None, "tls": conn.tls, "bytes_in": conn.bytes_in,
+                "bytes_out": conn.bytes_out, "seconds": round(time.monotonic() - conn.started, 3),
+                "error": error,
+            }
+            # a session's own fields may refine these (e.g. "user"); a clash must never raise here
+            fields.update(conn.extra)
+            log.info("session", **fields)
 
     async def drain() -> None:
         await kernel.shutdown_event.wait()
