@@ -309,3 +309,21 @@ def test_fuzzed_commands_keep_the_session_in_sync(session):
         answer = session.until(b"ZZ")
         assert answer.endswith(b"ZZ OK NOOP completed.\r\n"), (line, answer)
         assert b"BYE" not in answer and b"SERVERBUG" not in answer, (line, answer)
+
+
+def test_idle_over_tls(tls_server, raw):
+    sock = socket.create_connection(("127.0.0.1", tls_server.port("imap", tls=True)), timeout=10)
+    client = raw(1, sock=_tls_context().wrap_socket(sock, server_hostname="test.local"))
+    client.login("tls@example.com", "pw")
+    client.cmd(b"s SELECT Drafts")
+    client.send(b"i IDLE\r\n")
+    assert client.line() == b"+ idling\r\n"
+    owner = tls_server.call(tls_server.store.find_account, "tls@example.com")
+    drafts = tls_server.call(tls_server.store.get_mailbox, owner.id, "Drafts")
+    for count in (1, 2, 3):
+        tls_server.call(tls_server.store.append, owner.id, drafts.id, b"Subject: tls idle\r\n\r\nx\r\n")
+        assert client.line() == b"* %d EXISTS\r\n" % count
+        assert client.line() == b"* %d RECENT\r\n" % count
+    client.send(b"DONE\r\n")
+    assert client.line() == b"i OK Idle completed.\r\n"
+    assert client.cmd(b"n NOOP") == b"n OK NOOP completed.\r\n"
