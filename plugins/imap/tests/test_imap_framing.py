@@ -327,3 +327,12 @@ def test_idle_over_tls(tls_server, raw):
     client.send(b"DONE\r\n")
     assert client.line() == b"i OK Idle completed.\r\n"
     assert client.cmd(b"n NOOP") == b"n OK NOOP completed.\r\n"
+
+
+def test_starttls_drops_pipelined_plaintext(tls_server, raw):
+    client = raw(tls_server.port("imap"))
+    client.send(b"a STARTTLS\r\nb LOGIN tls@example.com pw\r\n")
+    assert client.line() == b"a OK Begin TLS negotiation now.\r\n"
+    client.sock = _tls_context().wrap_socket(client.sock, server_hostname="test.local")
+    # the injected LOGIN was discarded with the plaintext buffer: still not authenticated
+    assert client.cmd(b"c SELECT INBOX") == b"c BAD [CLIENTBUG] Not authenticated.\r\n"
