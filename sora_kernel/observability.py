@@ -13,6 +13,11 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 
+def _stderr_logger(*_args: Any) -> structlog.PrintLogger:
+    # looked up per logger, so a replaced sys.stderr (test capture, daemonising) is honoured
+    return structlog.PrintLogger(sys.stderr)
+
+
 def configure_logging(*, fmt: str = "auto", level: str = "info") -> None:
     """Human-readable lines on a terminal, JSON lines otherwise (or as configured)."""
     use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
@@ -27,7 +32,7 @@ def configure_logging(*, fmt: str = "auto", level: str = "info") -> None:
     structlog.configure(
         processors=[*processors, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper(), logging.INFO)),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=_stderr_logger,
         cache_logger_on_first_use=False,
     )
 

@@ -357,6 +357,6 @@ def test_commands_are_counted(sora_server: Any, transcript: Any) -> None:
     c.cmd(b"QUIT")
     registry = srv.kernel.registry
     sample = registry.get_sample_value
-    assert sample("sora_commands_total", {"protocol": "lmtp", "command": "noop", "result": "ok"}) == 1
-    assert sample("sora_commands_total", {"protocol": "lmtp", "command": "unknown", "result": "permanent"}) == 1
-    assert sample("sora_commands_total", {"protocol": "lmtp", "command": "lhlo", "result": "ok"}) == 1
+    assert sample("sora_commands_total", {"protocol": "lmtp", "command": "NOOP", "result": "ok"}) == 1
+    assert sample("sora_commands_total", {"protocol": "lmtp", "command": "UNKNOWN", "result": "permanent"}) == 1
+    assert sample("sora_commands_total", {"protocol": "lmtp", "command": "LHLO", "result": "ok"}) == 1

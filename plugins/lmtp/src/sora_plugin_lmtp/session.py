@@ -127,13 +127,13 @@ class LmtpSession:
             raise CloseSession() from None
         started = time.perf_counter()
         self._classes.clear()
-        name = "unknown"
+        name = "UNKNOWN"
         try:
             verb, argument = parse_command(line)
             handler = COMMANDS.get(verb)
             if handler is None:
                 raise ProtocolError(500, "5.5.2", "Syntax error, command unrecognized")
-            name = verb.lower()
+            name = verb.upper()
             await handler(self, argument)
         except ProtocolError as exc:
             self._error(exc.reply)

@@ -167,7 +167,7 @@ class Pop3Session:
     async def handle_line(self, line: bytes) -> None:
         """Process one command line (or one SASL answer during AUTH)."""
         started = time.monotonic()
-        name = "sasl" if self._sasl is not None else "unknown"
+        name = "SASL" if self._sasl is not None else "UNKNOWN"
         result = "ok"
         neutral = False
         try:
@@ -178,7 +178,7 @@ class Pop3Session:
                 entry = _COMMANDS.get(command.name)
                 if entry is None:
                     raise CommandError(Code.SYNTAX, "Unknown command.")
-                name = command.name.lower()
+                name = command.name.upper()
                 handler, states = entry
                 if self.state not in states:
                     raise CommandError(Code.STATE, _wrong_state(command.name, self.state))
