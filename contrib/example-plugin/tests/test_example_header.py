@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -14,9 +15,11 @@ PLUGIN_DIR = Path(__file__).resolve().parents[1]
 
 
 def test_builds_a_wheel_with_the_entry_point(tmp_path: Path) -> None:
+    source = tmp_path / "src"
+    shutil.copytree(PLUGIN_DIR, source, ignore=shutil.ignore_patterns("build", "*.egg-info", "tests"))
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
-         str(tmp_path), str(PLUGIN_DIR)], check=True, capture_output=True)
+         str(tmp_path), str(source)], check=True, capture_output=True)
     wheel = next(tmp_path.glob("sora_example_header-*.whl"))
     with zipfile.ZipFile(wheel) as archive:
         entry_points = next(n for n in archive.namelist() if n.endswith("entry_points.txt"))

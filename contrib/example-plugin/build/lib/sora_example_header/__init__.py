@@ -1,1 +1,0 @@
-"""Example third-party Sora plugin: adds a configurable header to delivered messages."""
