@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import ExitStack
 from dataclasses import replace
 from enum import IntFlag
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
 import structlog
@@ -36,6 +36,8 @@ from .selected import MAX_UID, SelectedMailbox, format_flags
 from .settings import PREAUTH_LITERAL_LIMIT
 
 if TYPE_CHECKING:
+    import ssl
+
     from sora_kernel.net import Connection
 
     from .server import ImapServer
@@ -134,6 +136,7 @@ class Session:
         self.auth_failures = 0
         self.commands = 0
         self._tag = ""
+        self._tls_context: ssl.SSLContext | Literal[False] | None = None
         self.condstore = False
 
     # ================================================================== output
@@ -166,7 +169,11 @@ class Session:
     @property
     def tls_available(self) -> bool:
         """Whether STARTTLS can be offered on this connection."""
-        return not self.conn.tls and self.kernel.tls_context() is not None
+        if self.conn.tls:
+            return False
+        if self._tls_context is None:
+            self._tls_context = self.kernel.tls_context() or False  # asked once per connection
+        return self._tls_context is not False
 
     @property
     def auth_allowed(self) -> bool:
@@ -475,7 +482,7 @@ class Session:
         """STARTTLS: the OK goes out in plain text, then the handshake."""
         if self.conn.tls:
             raise bad("TLS is already active.")
-        context = self.kernel.tls_context()
+        context = self.kernel.tls_context() if self.tls_available else None
         if context is None:
             raise bad("TLS is not available.")
         await self.flush()
