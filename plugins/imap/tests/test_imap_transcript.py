@@ -472,3 +472,38 @@ def test_condstore(session, raw, account):
     assert re.fullmatch(
         rb"\* 3 FETCH \(UID 3 FLAGS \(\\Answered \\Recent\) MODSEQ \(\d+\)\)\r\nf OK NOOP completed.\r\n", out)
     assert session.cmd(b"g SELECT INBOX (QRESYNC (1 1))").endswith(b"g BAD QRESYNC is not supported.\r\n")
+
+
+ANY_STATE = [b"CAPABILITY", b"NOOP", b'ID NIL']
+NOT_AUTH_ONLY = [b"LOGIN x y", b"AUTHENTICATE PLAIN AHgAeQ=="]
+AUTH_STATE = [b"SELECT INBOX", b"EXAMINE INBOX", b"CREATE Tmp", b"DELETE Tmp", b"RENAME Tmp Tmp2",
+              b"SUBSCRIBE INBOX", b"UNSUBSCRIBE Nope", b'LIST "" *', b'LSUB "" *', b"STATUS INBOX (MESSAGES)",
+              b"APPEND INBOX {1+}\r\nx", b"NAMESPACE", b"ENABLE CONDSTORE", b"GETQUOTAROOT INBOX"]
+SELECTED_STATE = [b"CHECK", b"SEARCH ALL", b"FETCH 1 FLAGS", b"STORE 1 +FLAGS (\\Seen)", b"COPY 1 INBOX",
+                  b"MOVE 1 Trash", b"UID FETCH 1 FLAGS", b"UID STORE 1 FLAGS ()", b"UID COPY 1 INBOX",
+                  b"UID SEARCH ALL", b"UID MOVE 1 Trash", b"UID EXPUNGE 1", b"EXPUNGE", b"UNSELECT", b"CLOSE"]
+
+
+def _status(client, command: bytes) -> bytes:
+    answer = client.cmd(b"t " + command)
+    client.cmd(b"n NOOP")  # BADs in a row end the session; keep the count low
+    return answer.splitlines()[-1]
+
+
+def test_every_command_in_every_state(raw, account):
+    client = raw()
+    for command in ANY_STATE:
+        assert _status(client, command).startswith(b"t OK"), command
+    for command in AUTH_STATE + SELECTED_STATE:
+        assert _status(client, command) == b"t BAD [CLIENTBUG] Not authenticated.", command
+    client.login(*account)
+    for command in [*NOT_AUTH_ONLY, b"STARTTLS"]:
+        assert _status(client, command).startswith(b"t BAD"), command
+    for command in SELECTED_STATE:
+        assert _status(client, command) == b"t BAD [CLIENTBUG] No mailbox selected.", command
+    for command in ANY_STATE + AUTH_STATE:
+        assert not _status(client, command).startswith(b"t BAD"), command
+    for command in SELECTED_STATE:
+        client.cmd(b"s SELECT INBOX")
+        assert not _status(client, command).startswith(b"t BAD"), command
+    assert client.cmd(b"t LOGOUT").endswith(b"t OK Logout completed.\r\n")
