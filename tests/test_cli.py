@@ -164,6 +164,7 @@ def test_db_status_and_migrate(configured: Path) -> None:
     status = sora("db", "status", config=configured)
     assert status.returncode == 0, status.stderr
     assert "applied  kernel/0001_init.sql" in status.stdout
+    assert "applied  kernel/0002_mailbox_keywords.sql" in status.stdout
     migrated = sora("db", "migrate", config=configured)
     assert migrated.returncode == 0 and "nothing to apply" in migrated.stdout
 

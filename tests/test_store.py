@@ -157,3 +157,29 @@ def test_flag_store_that_changes_nothing_keeps_modseq(kernel_server) -> None:
     changed, _ = srv.call(lambda: srv.store.store_flags(account.id, inbox.id, [(1, 1)], "add", SEEN))
     assert changed == []
     assert srv.call(srv.store.get_mailbox_by_id, inbox.id).highest_modseq == before
+
+
+def test_nul_bytes_in_text_are_stored_and_searchable(kernel_server) -> None:
+    from sora_kernel import search as s
+
+    srv = kernel_server
+    account = srv.create_account("nul@example.com")
+    inbox = srv.call(srv.store.get_mailbox, account.id, "INBOX")
+    raw = (b"From: a@b.c\r\nSubject: =?utf-8?B?YWIAY2Q=?=\r\nContent-Type: text/plain\r\n"
+           b"Content-Transfer-Encoding: base64\r\n\r\nYWIAY2QgZmluZG1l\r\n")
+    result = srv.call(srv.store.append, account.id, inbox.id, raw)
+    assert result.uid == 1
+    assert srv.call(srv.store.search, account.id, inbox.id, s.TextContains("body", "findme")) == [1]
+    assert srv.call(srv.store.search, account.id, inbox.id, s.TextContains("body", "x\x00y")) == []
+
+
+def test_mailbox_remembers_keywords(kernel_server) -> None:
+    srv = kernel_server
+    account = srv.create_account("kw@example.com")
+    inbox = srv.call(srv.store.get_mailbox, account.id, "INBOX")
+    srv.call(lambda: srv.store.append(account.id, inbox.id, MSG, keywords=["$Label1"]))
+    srv.call(srv.store.append, account.id, inbox.id, MSG + b"2\r\n")
+    srv.call(lambda: srv.store.store_flags(account.id, inbox.id, [(2, 2)], "add", 0, ["Work", "$Label1"]))
+    assert srv.call(srv.store.get_mailbox, account.id, "INBOX").keywords == ("$Label1", "Work")
+    srv.call(lambda: srv.store.store_flags(account.id, inbox.id, [(1, 2)], "remove", 0, ["Work"]))
+    assert "Work" in srv.call(srv.store.get_mailbox, account.id, "INBOX").keywords  # once defined, kept

@@ -103,6 +103,7 @@ class Mailbox:
     unseen_count: int
     total_size: int
     first_recent_uid: int
+    keywords: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +169,11 @@ def normalize_mailbox_name(name: str) -> str:
     return DELIMITER.join(parts)
 
 
+def _text(value: str) -> str:
+    """PostgreSQL text cannot hold NUL; messages can (decoded parts, encoded words)."""
+    return value.replace("\x00", "") if "\x00" in value else value
+
+
 def _like_escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
@@ -183,12 +189,13 @@ def _mailbox(row: asyncpg.Record) -> Mailbox:
         highest_modseq=row["highest_modseq"], special_use=row["special_use"],
         message_count=row["message_count"], unseen_count=row["unseen_count"],
         total_size=row["total_size"], first_recent_uid=row["first_recent_uid"],
+        keywords=tuple(row["keywords"]),
     )
 
 
 _MAILBOX_COLUMNS = (
     "id, account_id, name, uidvalidity, uidnext, highest_modseq, special_use, "
-    "message_count, unseen_count, total_size, first_recent_uid"
+    "message_count, unseen_count, total_size, first_recent_uid, keywords"
 )
 
 
@@ -637,9 +644,10 @@ class MailStore:
                 row = await conn.fetchrow(
                     _APPEND_SQL, mailbox_id, account_id, content_hash, parsed.size, when, flags,
                     list(keywords), delivery_key, parsed.envelope, parsed.bodystructure, parsed.body,
-                    parsed.subject, parsed.from_addr, parsed.from_name, parsed.to_addr, parsed.cc_addr,
-                    parsed.message_id, parsed.in_reply_to, parsed.sent_date, parsed.header_text,
-                    parsed.body_text, timedelta(seconds=self.delivery_dedup_window),
+                    _text(parsed.subject), _text(parsed.from_addr), _text(parsed.from_name),
+                    _text(parsed.to_addr), _text(parsed.cc_addr), _text(parsed.message_id),
+                    _text(parsed.in_reply_to), parsed.sent_date, _text(parsed.header_text),
+                    _text(parsed.body_text), timedelta(seconds=self.delivery_dedup_window),
                 )
                 if row is not None:
                     return AppendResult(mailbox_id, row["uid"], row["uidvalidity"], row["modseq"],
@@ -973,7 +981,7 @@ class MailStore:
             params.append(v)
             return f"${len(params)}"
 
-        field = field.lower()
+        field, value, name = field.lower(), _text(value), _text(name)
         if field in ("body", "text"):
             like = param(f"%{_like_escape(value)}%")
             columns = ["body_text"] if field == "body" else ["header_text", "body_text"]

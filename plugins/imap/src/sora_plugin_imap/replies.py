@@ -53,7 +53,7 @@ def from_error(exc: Exception) -> Reply | None:
         return no("Quota exceeded.", "OVERQUOTA")
     if isinstance(exc, LimitExceeded):
         return no("Limit exceeded.", "LIMIT")
-    if isinstance(exc, TemporaryStoreError | _TRANSIENT):
+    if isinstance(exc, (TemporaryStoreError, *_TRANSIENT)):
         return no("Temporary storage failure, try again later.", "UNAVAILABLE")
     if isinstance(exc, SoraError):
         return no("Internal error.", "SERVERBUG")
