@@ -60,6 +60,8 @@ def _check_ports_free(addrs: list[tuple[str, str]]) -> None:
         host, port = parse_addr(addr)
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         with socket.socket(family, socket.SOCK_STREAM) as probe:
+            # SO_REUSEADDR ignores TIME_WAIT leftovers; on Linux it still fails on a live listener
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 probe.bind((host, port))
             except OSError as exc:
@@ -98,6 +100,9 @@ def run(config: Any, plugins: Any, path: Path, workers: int) -> None:
     count = workers or workers_for(config)
     metrics_dir = tempfile.mkdtemp(prefix="sora-metrics-")
     env = dict(os.environ, PROMETHEUS_MULTIPROC_DIR=metrics_dir, SORA_CONFIG=str(path))
+    # argon2id allocates ~19 MiB per verify in worker threads; a fixed mmap threshold hands that
+    # memory back to the OS instead of letting every thread's malloc arena keep it (glibc)
+    env.setdefault("MALLOC_MMAP_THRESHOLD_", "131072")
     command = [sys.executable, "-m", "sora_cli.main", "--config", str(path), "serve", "--worker"]
     procs: dict[int, subprocess.Popen[bytes]] = {}
     stopping = False

@@ -345,3 +345,13 @@ class TestGarbage:
             path = tuple(int(n) for n in number.split("."))
             for kind in ("", "MIME", "HEADER", "TEXT", "HEADER.FIELDS"):
                 extract_section(raw, path, kind, ("Subject",))
+
+
+def test_header_fields_not_without_separator_adds_no_blank_line() -> None:
+    from sora_kernel.mime import extract_section
+
+    raw = b"From: a@b.c\r\nSubject: x\r\nMessage-ID: <m@b.c>\r\n"
+    assert extract_section(raw, (), "HEADER.FIELDS.NOT", ("SUBJECT",)) == b"From: a@b.c\r\nMessage-ID: <m@b.c>\r\n"
+    assert extract_section(raw, (), "HEADER.FIELDS", ("SUBJECT",)) == b"Subject: x\r\n\r\n"
+    with_body = raw + b"\r\nbody\r\n"
+    assert extract_section(with_body, (), "HEADER.FIELDS.NOT", ("SUBJECT",)).endswith(b"<m@b.c>\r\n\r\n")

@@ -35,6 +35,11 @@ def _filter_header(raw: bytes, part: Part, fields: tuple[str, ...], exclude: boo
     for h in part.headers:
         if (h.name.lower() in wanted) != exclude:
             out += raw[h.start : h.end]
+    if exclude and (not out or out.endswith(b"\n")):
+        # HEADER.FIELDS.NOT passes the end-of-header line through: none when the message has none
+        header = raw[part.hdr_start : part.text_start]
+        if not (header.endswith((b"\n\n", b"\r\n\r\n")) or header in (b"\r\n", b"\n")):
+            return bytes(out)
     # The end-of-header line. A last header line without a newline gets this CRLF
     # as its newline and no blank line (two header filters stacked in Dovecot).
     out += b"\r\n"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 import re
 import ssl
@@ -145,8 +146,68 @@ async def _login(host: str, port: int, tls: bool, user: str, password: str, mail
     return client, int(match.group(1)) if match else 0
 
 
+def _tree_pss_kib(root_pid: int) -> int:
+    """Proportional set size of a process and all its descendants (Linux), in KiB."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                parent = int(fh.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(parent, []).append(int(entry))
+    total, pending = 0, [root_pid]
+    while pending:
+        pid = pending.pop()
+        pending.extend(children.get(pid, []))
+        try:
+            with open(f"/proc/{pid}/smaps_rollup") as fh:
+                for line in fh:
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1])
+                        break
+        except OSError:
+            continue
+    return total
+
+
+async def idle_memory(host: str, port: int, tls: bool, user: str, password: str, mailbox: str,
+                      connections: int, server_pid: int) -> dict[str, object]:
+    """Open ``connections`` sessions idling in IDLE and report the server's PSS growth per session."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < connections + 100:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, connections + 1000), hard))
+    await asyncio.sleep(1)
+    before = _tree_pss_kib(server_pid)
+    clients: list[Client] = []
+    gate = asyncio.Semaphore(16)
+
+    async def open_one() -> None:
+        async with gate:
+            client, _ = await _login(host, port, tls, user, password, mailbox)
+            client.counter += 1
+            client.writer.write(b"i%d IDLE\r\n" % client.counter)
+            await client.writer.drain()
+            await client.reader.readline()  # "+ idling"
+            clients.append(client)
+
+    await asyncio.gather(*(open_one() for _ in range(connections)))
+    await asyncio.sleep(2)
+    after = _tree_pss_kib(server_pid)
+    for client in clients:
+        client.writer.write(b"DONE\r\n")
+        client.writer.close()
+    return {"connections": connections, "server_pss_before_kib": before, "server_pss_after_kib": after,
+            "kib_per_connection": round((after - before) / connections, 1)}
+
+
 async def run_bench(host: str, port: int, user: str, password: str, *, messages: int, mailbox: str,
-                    logins: int, concurrency: int, tls: bool, body_messages: int) -> dict[str, object]:
+                    logins: int, concurrency: int, tls: bool, body_messages: int,
+                    idle: int = 0, server_pid: int = 0) -> dict[str, object]:
     """Run every phase and return the figures."""
     result: dict[str, object] = {"server": f"{host}:{port}", "mailbox": mailbox}
 
@@ -223,6 +284,8 @@ async def run_bench(host: str, port: int, user: str, password: str, *, messages:
         "max_ms": round(max(timings) * 1000, 2), "max_hits": hits,
     }
     await client.close()
+    if idle and server_pid:
+        result["idle_memory"] = await idle_memory(host, port, tls, user, password, mailbox, idle, server_pid)
     return result
 
 
@@ -237,9 +300,11 @@ def bench_imap(
     concurrency: Annotated[int, typer.Option(help="Connections used to APPEND.")] = 4,
     body_messages: Annotated[int, typer.Option(help="Messages in the full-body FETCH.")] = 2000,
     tls: Annotated[bool, typer.Option(help="Implicit TLS.")] = False,
+    idle: Annotated[int, typer.Option(help="Sessions to park in IDLE for the memory figure (needs --server-pid).")] = 0,
+    server_pid: Annotated[int, typer.Option(help="Root PID of the server's process tree (same machine).")] = 0,
 ) -> None:
     """Benchmark an IMAP server (Sora or any other) and print JSON figures."""
     figures = asyncio.run(run_bench(
         host, port, user, password, messages=messages, mailbox=mailbox, logins=logins,
-        concurrency=concurrency, tls=tls, body_messages=body_messages))
+        concurrency=concurrency, tls=tls, body_messages=body_messages, idle=idle, server_pid=server_pid))
     typer.echo(json.dumps(figures, indent=2))
