@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 
 from sora_kernel.testing import SoraTestServer
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from pop3_support import Pop3Env, message, start_env
+from pop3_support import Pop3Env, SessionLog, message, start_env
 
 
 @pytest.fixture
@@ -32,3 +33,10 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
          "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=localhost"],
         check=True, capture_output=True)
     return cert, key
+
+
+@pytest.fixture
+def session_log() -> Iterator[SessionLog]:
+    """Every structlog event of the test, the server thread's included."""
+    with structlog.testing.capture_logs() as entries:
+        yield SessionLog(entries)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import ssl
+import struct
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -79,8 +80,16 @@ def start_env(sora_server: Callable[..., SoraTestServer], config: dict[str, dict
 class Wire:
     """A raw-socket POP3 client for transcript tests: bytes sent, bytes expected."""
 
-    def __init__(self, port: int, host: str = "127.0.0.1", timeout: float = 5, greet: bool = True) -> None:
-        self.sock: socket.socket | ssl.SSLSocket = socket.create_connection((host, port), timeout=timeout)
+    def __init__(self, port: int, host: str = "127.0.0.1", timeout: float = 5, greet: bool = True,
+                 rcvbuf: int = 0) -> None:
+        self.sock: socket.socket | ssl.SSLSocket
+        if rcvbuf:  # a fixed small receive window (set before connecting, which turns autotuning off)
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            self.sock.settimeout(timeout)
+            self.sock.connect((host, port))
+        else:
+            self.sock = socket.create_connection((host, port), timeout=timeout)
         self.file = self.sock.makefile("rb")
         self.greeting = self.line() if greet else b""
 
@@ -130,3 +139,34 @@ class Wire:
         """Drop the connection without QUIT."""
         self.file.close()
         self.sock.close()
+
+    def reset(self) -> None:
+        """Drop the connection with a TCP reset (SO_LINGER 0) instead of a FIN."""
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.close()
+
+
+class SessionLog:
+    """The structlog events of a test (:func:`structlog.testing.capture_logs`), which also see
+    the server's thread; for checking how sessions ended."""
+
+    def __init__(self, entries: list[dict[str, Any]]) -> None:
+        self.entries = entries
+
+    def sessions(self, protocol: str = "pop3") -> list[dict[str, Any]]:
+        """The kernel's per-session lines (one per ended connection)."""
+        return [e for e in list(self.entries) if e["event"] == "session" and e.get("protocol") == protocol]
+
+    def wait_sessions(self, count: int, timeout: float = 5) -> list[dict[str, Any]]:
+        """Wait until ``count`` sessions have ended; returns their lines."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            sessions = self.sessions()
+            if len(sessions) >= count:
+                return sessions
+            time.sleep(0.02)
+        raise AssertionError(f"{len(self.sessions())} of {count} sessions ended")
+
+    def errors(self) -> list[dict[str, Any]]:
+        """Events logged at error level or above."""
+        return [e for e in list(self.entries) if e.get("log_level") in ("error", "exception", "critical")]

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from pop3_support import ADDRESS, PASSWORD, Pop3Env, Wire, message, start_env
+from pop3_support import ADDRESS, PASSWORD, Pop3Env, SessionLog, Wire, message, start_env
 
 from sora_kernel.flags import DELETED, SEEN
 from sora_kernel.testing import SoraTestServer
@@ -181,6 +181,63 @@ def test_dropped_connection_deletes_nothing(pop3_env: Pop3Env) -> None:
     pop = client(pop3_env)
     assert pop.stat()[0] == 3
     pop.quit()
+
+
+def test_disconnect_without_quit_ends_the_session_quietly(sora_server: Factory, session_log: SessionLog) -> None:
+    big = b"Subject: big\r\n\r\n" + b"x" * 78 + b"\r\n" * 1 + (b"y" * 78 + b"\r\n") * 25_000  # 2 MB
+    env = start_env(sora_server, messages=[message("one"), message("two"), big])
+    Wire(env.port, greet=False).close()                     # before the greeting is read
+    env.wire().close()                                      # after the greeting
+    wire = env.wire()
+    assert wire.cmd(f"USER {ADDRESS}") == b"+OK Send your password.\r\n"
+    wire.close()                                            # after USER
+    wire = env.wire()
+    wire.login()
+    wire.close()                                            # after PASS
+    env.wait_unlocked()
+    wire = env.wire()
+    wire.login()
+    assert wire.cmd("DELE 1") == b"+OK Message 1 deleted.\r\n"
+    assert wire.cmd("DELE 2") == b"+OK Message 2 deleted.\r\n"
+    wire.close()                                            # with messages marked
+    env.wait_unlocked()
+    wire = env.wire()
+    wire.login()
+    assert wire.cmd("DELE 1").startswith(b"+OK")
+    wire.send(b"RETR 3\r\n")
+    assert wire.line() == f"+OK {len(big)} octets\r\n".encode()
+    wire.reset()                                            # mid-response, with a reset
+    env.wait_unlocked()
+    wire = env.wire()
+    wire.send(b"NOOP\r\n")
+    wire.reset()                                            # a command pending, then a reset
+    sessions = session_log.wait_sessions(7)
+    assert [entry["error"] for entry in sessions] == [None] * 7
+    assert not [entry for entry in session_log.entries if entry["event"] == "session failed"]
+    assert session_log.errors() == []
+    assert [entry.get("updated") for entry in sessions if "updated" in entry] == [False] * 3  # the logged-in ones
+    assert not any(row.expunged for row in env.rows().values())
+    assert not any(row.flags & SEEN for row in env.rows().values())
+    pop = client(env)
+    assert pop.stat()[0] == 3
+    pop.quit()
+
+
+def test_client_that_stops_reading_is_dropped_quietly(sora_server: Factory, session_log: SessionLog) -> None:
+    big = b"Subject: big\r\n\r\n" + (b"z" * 1022 + b"\r\n") * 8192  # 8 MB: more than both socket buffers
+    env = start_env(sora_server, {"pop3": {"idle_timeout": "1s"}}, [message("one"), big])
+    wire = env.wire(rcvbuf=4096)
+    wire.login()
+    assert wire.cmd("DELE 1") == b"+OK Message 1 deleted.\r\n"
+    wire.send(b"RETR 2\r\n")                              # and never read the answer
+    sessions = session_log.wait_sessions(1, timeout=10)
+    assert sessions[0]["error"] is None and sessions[0]["updated"] is False
+    assert [entry["event"] for entry in session_log.entries
+            if entry["event"] == "client stopped reading; closing"] == ["client stopped reading; closing"]
+    assert session_log.errors() == []
+    wire.close()
+    env.wait_unlocked()
+    assert not any(row.expunged for row in env.rows().values())
 
 
 def test_rset_then_quit_deletes_nothing(pop3_env: Pop3Env) -> None:

@@ -8,7 +8,7 @@ import anyio
 import structlog
 
 from sora_kernel.errors import ConfigError
-from sora_kernel.net import Connection, ConnectionLimiter, LineTooLong, serve_tcp
+from sora_kernel.net import Connection, ConnectionClosed, ConnectionLimiter, LineTooLong, serve_tcp
 from sora_kernel.types import ServiceSpec
 
 from . import protocol as p
@@ -29,7 +29,12 @@ def _refuse(reason: str) -> bytes:
 
 
 async def run_session(session: Pop3Session, conn: Connection) -> None:
-    """Greet, then read and answer commands until QUIT, an error limit, a timeout or EOF."""
+    """Greet, then read and answer commands until QUIT, an error limit, a timeout or EOF.
+
+    A client that goes away (EOF, reset, or it stops reading) ends the session quietly and
+    without UPDATE. ``ConnectionClosed`` is caught inside the task group: escaping it, it would
+    reach the kernel wrapped in an ``ExceptionGroup`` and be logged as a failed session.
+    """
     await conn.write(session.greeting())
     async with anyio.create_task_group() as tg:
         tg.start_soon(session.keep_lock, tg.cancel_scope)
@@ -37,6 +42,8 @@ async def run_session(session: Pop3Session, conn: Connection) -> None:
             await _command_loop(session, conn)
         except SessionAbort:
             pass  # logged where it happened; the client sees the connection close mid-response
+        except ConnectionClosed:
+            session.log.debug("client disconnected", state=session.state.value)
         tg.cancel_scope.cancel()
     if session.lock_lost:
         session.send(p.err("Maildrop lock lost to another session; closing.", p.Code.IN_USE))

@@ -23,6 +23,7 @@ import structlog
 from sora_kernel.auth import SaslError, SaslMechanism, create_mechanism
 from sora_kernel.errors import NotFound, StoreError
 from sora_kernel.flags import SEEN
+from sora_kernel.net import ConnectionClosed
 from sora_kernel.net.listener import ip_in_networks, parse_networks
 from sora_kernel.types import AuthRequest, Principal
 
@@ -124,13 +125,18 @@ class Pop3Session:
         self._out += data
 
     async def flush(self) -> None:
-        """Write queued output; a client that stops reading for the idle timeout is dropped."""
+        """Write queued output; a client that stops reading for the idle timeout is dropped
+        (``ConnectionClosed``, as for a client that went away)."""
         if not self._out:
             return
         data = bytes(self._out)
         self._out.clear()
-        with anyio.fail_after(self.settings.idle_timeout):
-            await self.transport.write(data)
+        try:
+            with anyio.fail_after(self.settings.idle_timeout):
+                await self.transport.write(data)
+        except TimeoutError:
+            self.log.info("client stopped reading; closing", state=self.state.value)
+            raise ConnectionClosed() from None
 
     async def _send_streaming(self, data: bytes) -> None:
         self._out += data
