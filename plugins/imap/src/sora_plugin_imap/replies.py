@@ -35,14 +35,22 @@ def bad(text: str, code: str | None = None) -> Reply:
     return Reply("BAD", text, code)
 
 
-_TRANSIENT = (OSError, TimeoutError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError)
+_TRANSIENT = (
+    OSError, TimeoutError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError,
+    asyncpg.TransactionRollbackError,  # serialization failures, deadlocks: retrying succeeds
+    asyncpg.InsufficientResourcesError,  # too many connections, disk full
+    asyncpg.OperatorInterventionError,  # shutdown, restart, cancelled query
+)
 
 
-def from_error(exc: Exception) -> Reply | None:
+def from_error(exc: BaseException) -> Reply | None:
     """The reply for an error the store (or anything below) raised; None if unexpected.
 
-    Messages of store errors are meant for operators and logs, so clients get fixed texts.
+    Messages of store errors are meant for operators and logs, so clients get fixed texts. An
+    exception group with a single leaf (from a task group) is judged by that leaf.
     """
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
     if isinstance(exc, NotFound):
         return no("Mailbox doesn't exist.", "NONEXISTENT")
     if isinstance(exc, AlreadyExists):

@@ -318,15 +318,22 @@ class Session:
     # ================================================================== dispatch
 
     async def execute(self, data: bytes) -> None:
-        """Parse and run one command; every outcome ends with a tagged (or ``* BAD``) line."""
+        """Parse and run one command; every outcome ends with a tagged (or ``* BAD``) line.
+
+        No exception of a handler ends the session: unexpected ones are logged and answered
+        ``NO [SERVERBUG]`` (``NO [UNAVAILABLE]`` when the store is temporarily unreachable), and
+        the session goes on with the next command. Only a closed connection (or a deliberate
+        BYE) ends it.
+        """
         started = time.perf_counter()
         self.commands += 1
         tag: str | None = None
         name = "UNKNOWN"
         result = "bad"
         line: bytes
-        force_sync = False
         try:
+            command: Command | None = None
+            extra: Callable[[Session, str, bytes], Awaitable[bytes]] | None = None
             try:
                 command = grammar.parse_command(data, limits=self.limits)
             except BadCharset as exc:
@@ -336,33 +343,36 @@ class Session:
                 tag = exc.tag
                 peeked = grammar.peek_tag_and_name(data)[1]
                 if peeked and peeked in self.server.extra_commands and tag and self.state & AUTHED:
-                    name = peeked
-                    extra = self.server.extra_commands[peeked]
-                    line = await extra(self, tag, data)
-                    result = "ok"
-                    self.errors = 0
-                    self.send(line)
-                    await self.flush()
+                    name, extra = peeked, self.server.extra_commands[peeked]
+                else:
+                    if peeked in grammar.COMMAND_NAMES:
+                        name = peeked
+                    raise bad(exc.message) from None
+            if extra is not None:
+                assert tag is not None
+                self._tag = tag
+                line = await extra(self, tag, data)
+                if not isinstance(line, bytes):
+                    raise TypeError(f"IMAP command {name} returned {type(line).__name__}, not the tagged line")
+                result = "ok"
+            else:
+                assert command is not None
+                tag, name = command.tag, command.name
+                self._tag = tag
+                allowed, method = _HANDLERS[type(command)]
+                handler: Callable[[Any], Awaitable[Ok]] = getattr(self, method)
+                if not self.state & allowed:
+                    raise self._state_error(allowed)
+                if self.selected is not None and (
+                        (self.subscription is not None and self.subscription.pending) or self._beyond_known(command)):
+                    # new messages and flag changes first, so the command sees them; never expunges
+                    # here: the client numbered its command against the numbers it knows
+                    await self.sync(expunges=False)
+                code, text = await handler(command)
+                result = "ok"
+                if (code, text) == SENT:
                     return
-                if peeked in grammar.COMMAND_NAMES:
-                    name = peeked
-                raise bad(exc.message) from None
-            tag, name = command.tag, command.name
-            self._tag = tag
-            allowed, method = _HANDLERS[type(command)]
-            handler: Callable[[Any], Awaitable[Ok]] = getattr(self, method)
-            if not self.state & allowed:
-                raise self._state_error(allowed)
-            if self.selected is not None and (
-                    (self.subscription is not None and self.subscription.pending) or self._beyond_known(command)):
-                # new messages and flag changes first, so the command sees them; never expunges
-                # here: the client numbered its command against the numbers it knows
-                await self.sync(expunges=False)
-            code, text = await handler(command)
-            result = "ok"
-            if (code, text) == SENT:
-                return
-            line = self.tagged(tag, "OK", text, code)
+                line = self.tagged(tag, "OK", text, code)
         except Reply as reply:
             result = reply.status.lower()
             line = (self.tagged(tag, reply.status, reply.text, reply.code) if tag
@@ -370,10 +380,7 @@ class Session:
         except (ConnectionClosed, _Closed):
             raise
         except Exception as exc:
-            failure = from_error(exc)
-            if failure is None or failure.code in ("SERVERBUG", "UNAVAILABLE"):
-                log.exception("imap command failed", session=self.conn.id, command=name)
-                failure = failure or no("Internal error.", "SERVERBUG")
+            failure = self._failure(name, exc)
             result = "no"
             line = self.tagged(tag, failure.status, failure.text, failure.code) if tag else \
                 grammar.response.untagged_status(failure.status, failure.text, failure.code)
@@ -381,7 +388,10 @@ class Session:
             self.kernel.metrics.command("imap", name, result, time.perf_counter() - started)
         force_sync = name in ("NOOP", "CHECK")
         if self.selected is not None and (force_sync or (self.subscription and self.subscription.pending)):
-            await self.sync(expunges=name.removeprefix("UID ") not in _NO_EXPUNGE)
+            try:
+                await self.sync(expunges=name.removeprefix("UID ") not in _NO_EXPUNGE)
+            except Exception as exc:  # the command itself is done; the next sync catches up
+                self._failure(f"{name} (sync)", exc)
         self.send(line)
         if result == "bad":
             self.errors += 1
@@ -391,6 +401,23 @@ class Session:
         else:
             self.errors = 0
         await self.flush()
+
+    def _failure(self, name: str, exc: BaseException) -> Reply:
+        """The reply for an exception a command raised; unexpected ones are logged.
+
+        Never raises: a failure while mapping the error is itself answered ``NO [SERVERBUG]``.
+        """
+        try:
+            failure = from_error(exc)
+        except Exception:  # pragma: no cover - from_error is plain isinstance checks
+            failure = None
+        error = f"{type(exc).__name__}: {exc}"[:500]
+        if failure is not None and failure.code == "UNAVAILABLE":
+            log.warning("imap command failed: store unavailable", session=self.conn.id, command=name,
+                        error=error)
+        elif failure is None or failure.code == "SERVERBUG":
+            log.error("imap command failed", session=self.conn.id, command=name, error=error, exc_info=exc)
+        return failure or no("Internal error.", "SERVERBUG")
 
     def _beyond_known(self, command: Command) -> bool:
         """A UID command naming UIDs above the highest known one (``UID FETCH 101:*`` polling for
@@ -841,8 +868,10 @@ class Session:
         keepalive = self.settings.idle_keepalive
         line: bytes | None = None
         error: BaseException | None = None
+        failure: Exception | None = None
 
         async def watch() -> None:
+            nonlocal failure
             try:
                 if self.selected is not None:
                     with anyio.CancelScope(shield=True):
@@ -862,6 +891,8 @@ class Session:
                         await self.flush()
             except ConnectionClosed:
                 return
+            except Exception as exc:  # answered after DONE; the client is still idling until then
+                failure = exc
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(watch)
@@ -877,6 +908,8 @@ class Session:
         assert line is not None
         if not c.is_idle_done(line):
             raise bad("Expected DONE.")
+        if failure is not None:
+            raise failure
         return None, "Idle completed."
 
     async def cmd_getquotaroot(self, cmd: c.GetQuotaRoot) -> Ok:
