@@ -66,3 +66,24 @@ def test_internal_error_in_selected_state_keeps_the_mailbox(failing_server, raw)
         assert client.cmd(tag + b" XBOOM") == b"* OK about to fail\r\n" + tag + b" NO [SERVERBUG] Internal error.\r\n"
     assert client.cmd(b"g FETCH 1 (UID)") == b"* 1 FETCH (UID 1)\r\ng OK Fetch completed.\r\n"
     assert client.cmd(b"h LOGOUT") == b"* BYE Logging out.\r\nh OK Logout completed.\r\n"
+
+
+NO_SEARCHRES = b" BAD Saved search results ($) are not supported.\r\n"
+
+
+def test_saved_search_result_is_bad_everywhere(session):
+    """SEARCHRES is not advertised: ``$`` anywhere is a client error, answered BAD."""
+    session.send(b"A APPEND INBOX {%d+}\r\n" % len(MESSAGE) + MESSAGE + b"\r\n")
+    session.until(b"A")
+    session.cmd(b"s SELECT INBOX")
+    commands = [
+        b"SEARCH $", b"UID SEARCH UID $", b"SEARCH NOT $", b"SEARCH OR 1 $", b"UID SEARCH $",
+        b"SEARCH RETURN (COUNT) UID $", b"FETCH $ (UID)", b"UID FETCH $ (UID)", b"STORE $ +FLAGS (x)",
+        b"UID STORE $ +FLAGS (x)", b"COPY $ INBOX", b"UID COPY $ INBOX", b"MOVE $ Trash", b"UID MOVE $ Trash",
+        b"UID EXPUNGE $",
+    ]
+    for n, command in enumerate(commands):
+        tag = b"t%d" % n
+        assert session.cmd(tag + b" " + command) == tag + NO_SEARCHRES, command
+        assert session.cmd(b"n NOOP") == b"n OK NOOP completed.\r\n"  # BADs in a row end a session
+    assert session.cmd(b"f FETCH 1 (UID FLAGS)") == b"* 1 FETCH (UID 1 FLAGS (\\Recent))\r\nf OK Fetch completed.\r\n"

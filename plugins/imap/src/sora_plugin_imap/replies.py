@@ -14,6 +14,8 @@ from sora_kernel.errors import (
     TemporaryStoreError,
 )
 
+from .grammar.errors import ParseError
+
 
 class Reply(Exception):
     """End the current command with a tagged ``NO`` or ``BAD`` (``code`` without brackets)."""
@@ -51,6 +53,8 @@ def from_error(exc: BaseException) -> Reply | None:
     """
     while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
         exc = exc.exceptions[0]
+    if isinstance(exc, ParseError):  # client input found wrong while running the command
+        return bad(exc.message)
     if isinstance(exc, NotFound):
         return no("Mailbox doesn't exist.", "NONEXISTENT")
     if isinstance(exc, AlreadyExists):

@@ -30,11 +30,11 @@ def translate(key: k.SearchKey, mailbox: SelectedMailbox) -> s.Criterion:
             return s.Not(translate(child, mailbox))
         case k.SeqNums(seqset):
             if seqset.saved:
-                raise ParseError("Saved search results ($) are not supported")
+                raise ParseError("Saved search results ($) are not supported.")
             return _uid_in(mailbox.runs(mailbox.seq_ranges(seqset)))
         case k.Uids(seqset):
             if seqset.saved:
-                raise ParseError("Saved search results ($) are not supported")
+                raise ParseError("Saved search results ($) are not supported.")
             return _uid_in(seqset.resolve(mailbox.max_uid))
         case k.FlagIs(flag, present):
             if flag == "\\Recent":
@@ -56,7 +56,7 @@ def translate(key: k.SearchKey, mailbox: SelectedMailbox) -> s.Criterion:
             return s.AgeIs(op, seconds)
         case k.ModSeqIs(modseq=modseq):
             return s.ModSeqIs(">=", modseq)
-    raise ParseError("Unsupported search key")
+    raise ParseError("Unsupported search key.")
 
 
 def uses_modseq(key: k.SearchKey) -> bool:

@@ -52,6 +52,7 @@ FLAGS_LINE = b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n"
 PERMANENT_FLAGS = b"(\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)"
 _NO_EXPUNGE = frozenset({"FETCH", "STORE", "SEARCH"})
 _STORE_RUNS = 10000
+_NO_SEARCHRES = "Saved search results ($) are not supported."
 
 
 class State(IntFlag):
@@ -955,7 +956,7 @@ class Session:
     def _positions(self, seqset: grammar.SequenceSet, uid: bool) -> list[tuple[int, int]]:
         selected = self._mailbox()
         if seqset.saved:
-            raise bad("Saved search results ($) are not supported.")
+            raise bad(_NO_SEARCHRES)
         return selected.uid_set_ranges(seqset) if uid else selected.seq_ranges(seqset)
 
     async def cmd_check(self, cmd: c.Check) -> Ok:
@@ -980,6 +981,8 @@ class Session:
         selected = self._mailbox()
         if selected.readonly:
             raise no("Mailbox is read-only.", "CANNOT")
+        if cmd.uids is not None and cmd.uids.saved:
+            raise bad(_NO_SEARCHRES)
         ranges = cmd.uids.resolve(selected.max_uid) if cmd.uids is not None else None
         if ranges == []:
             return None, "Expunge completed."
@@ -995,7 +998,10 @@ class Session:
         selected = self._mailbox()
         if cmd.return_options and "SAVE" in cmd.return_options:
             raise bad("SEARCH SAVE is not supported.")
-        criterion = searching.translate(cmd.criteria, selected)
+        try:
+            criterion = searching.translate(cmd.criteria, selected)
+        except ParseError as exc:  # $ (SEARCHRES is not offered) or a key without a translation
+            raise bad(exc.message) from None
         uids = await self.store.search(self.account_id, selected.id, criterion)
         known: list[int] = []
         numbers: list[int] = []
