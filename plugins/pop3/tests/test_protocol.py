@@ -47,10 +47,14 @@ class TestParse:
             p.parse_command(line)
         assert info.value.code is Code.SYNTAX
 
-    @pytest.mark.parametrize("value", ["0", "-1", "x", "1.5", "", "99999999999", "\u0661"])
+    @pytest.mark.parametrize("value", ["-1", "x", "1.5", "", "99999999999", "\u0661"])
     def test_bad_message_numbers(self, value: str) -> None:
-        with pytest.raises(CommandError):
+        with pytest.raises(CommandError) as info:
             p.parse_message_number(value)
+        assert info.value.code is Code.SYNTAX
+
+    def test_well_formed_message_numbers_are_not_range_checked(self) -> None:
+        assert [p.parse_message_number(v) for v in ("0", "007", "4294967296")] == [0, 7, 4294967296]
 
     def test_sasl_responses(self) -> None:
         assert p.decode_sasl_response(b"*") is None
@@ -153,10 +157,13 @@ class TestMaildrop:
         assert (drop.count, drop.size) == (1, 300)
         assert drop.deleted_ranges() == [(3, 4), (10, 12)]
         assert [n for n, _, _ in drop.live()] == [3]
-        with pytest.raises(CommandError):
+        with pytest.raises(CommandError) as info:
             drop.delete(1)
-        with pytest.raises(CommandError):
-            drop.index(6)
+        assert (info.value.code, info.value.text) == (None, "Message is deleted.")
+        for number in (0, 6):
+            with pytest.raises(CommandError) as info:
+                drop.index(number)
+            assert (info.value.code, info.value.text) == (None, f"There's no message {number}.")
         drop.mark_retrieved(1)  # 0-based indexes: UIDs 4 and 9
         drop.mark_retrieved(2)
         assert drop.seen_ranges() == [(9, 9)]  # retrieved and not deleted

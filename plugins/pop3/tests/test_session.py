@@ -60,8 +60,8 @@ def test_transaction_transcript(pop3_env: Pop3Env) -> None:
     assert wire.cmd("UIDL") == b"+OK Unique-id listing follows\r\n"
     assert wire.multiline() == b"1 1\r\n2 2\r\n3 3\r\n.\r\n"
     assert wire.cmd("DELE 2") == b"+OK Message 2 deleted.\r\n"
-    assert wire.cmd("LIST 2") == b"-ERR [SYNTAX] Message 2 already deleted.\r\n"
-    assert wire.cmd("RETR 2") == b"-ERR [SYNTAX] Message 2 already deleted.\r\n"
+    assert wire.cmd("LIST 2") == b"-ERR Message is deleted.\r\n"
+    assert wire.cmd("RETR 2") == b"-ERR Message is deleted.\r\n"
     assert wire.cmd("STAT") == f"+OK 2 {sizes[0] + sizes[2]}\r\n".encode()
     assert wire.cmd("LIST") == f"+OK 2 messages ({sizes[0] + sizes[2]} octets)\r\n".encode()
     assert wire.multiline() == f"1 {sizes[0]}\r\n3 {sizes[2]}\r\n.\r\n".encode()
@@ -100,10 +100,35 @@ def test_more_error_responses(pop3_env: Pop3Env) -> None:
     assert wire.cmd("") == b"-ERR [SYNTAX] Empty command.\r\n"
     assert wire.cmd("AUTH CRAM-MD5") == b"-ERR [SYNTAX] Unsupported authentication mechanism CRAM-MD5.\r\n"
     wire.login()
-    assert wire.cmd("RETR 4") == b"-ERR [SYNTAX] No such message: 4\r\n"
-    assert wire.cmd("LIST 0") == b"-ERR [SYNTAX] Invalid message number: 0\r\n"
+    assert wire.cmd("RETR 4") == b"-ERR There's no message 4.\r\n"
+    assert wire.cmd("LIST 0") == b"-ERR There's no message 0.\r\n"
     assert wire.cmd("STAT 1") == b"-ERR [SYNTAX] STAT takes no arguments.\r\n"
     assert wire.cmd("STLS") == b"-ERR [STATE] STLS is not valid after login.\r\n"
+
+
+def test_missing_and_deleted_messages_get_no_response_code(sora_server: Factory) -> None:
+    # as Dovecot 2.3: a well-formed number naming no message is not a syntax error
+    pop3_env = start_env(sora_server, {"pop3": {"max_errors": 0}},
+                         [message("one"), message("two"), message("three")])
+    wire = pop3_env.wire()
+    assert wire.cmd("UTF8") == b"+OK UTF8 enabled.\r\n"  # RFC 6856: AUTHORIZATION state only
+    wire.login()
+    assert wire.cmd("UTF8") == b"-ERR [STATE] UTF8 is not valid after login.\r\n"
+    for command in ("LIST 999", "UIDL 999", "RETR 999", "TOP 999 0", "DELE 999", "LIST 4", "RETR 0"):
+        number = command.split()[1]
+        assert wire.cmd(command) == f"-ERR There's no message {number}.\r\n".encode(), command
+    assert wire.cmd("DELE 1") == b"+OK Message 1 deleted.\r\n"
+    for command in ("DELE 1", "RETR 1", "LIST 1", "UIDL 1", "TOP 1 0"):
+        assert wire.cmd(command) == b"-ERR Message is deleted.\r\n", command
+    # real syntax errors keep [SYNTAX]
+    assert wire.cmd("LIST x") == b"-ERR [SYNTAX] Invalid message number: x\r\n"
+    assert wire.cmd("RETR 99999999999") == b"-ERR [SYNTAX] Invalid message number: 99999999999\r\n"
+    assert wire.cmd("TOP 2 -1") == b"-ERR [SYNTAX] Invalid line count: -1\r\n"
+    assert wire.cmd("DELE 1 2") == b"-ERR [SYNTAX] Too many arguments.\r\n"
+    assert wire.cmd("RSET") == f"+OK Maildrop has 3 messages ({sum(map(len, pop3_env.raws))} octets).\r\n".encode()
+    assert wire.cmd("QUIT") == b"+OK Sora POP3 server signing off (3 messages left).\r\n"
+    assert wire.closed()
+    assert not any(row.expunged for row in pop3_env.rows().values())
 
 
 def test_line_length_limit(sora_server: Factory) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from array import array
 from collections.abc import Iterable, Iterator
 
-from .protocol import Code, CommandError
+from .protocol import CommandError
 
 
 class Maildrop:
@@ -48,12 +48,16 @@ class Maildrop:
         return self._total_size - self._deleted_size
 
     def index(self, number: int) -> int:
-        """The 0-based index of message ``number``; ``-ERR`` if absent or marked deleted."""
+        """The 0-based index of message ``number``; ``-ERR`` if absent or marked deleted.
+
+        Neither answer carries a response code (they are not syntax errors); the texts are
+        Dovecot's.
+        """
         if number < 1 or number > len(self.uids):
-            raise CommandError(Code.SYNTAX, f"No such message: {number}")
+            raise CommandError(None, f"There's no message {number}.")
         index = number - 1
         if self._deleted[index]:
-            raise CommandError(Code.SYNTAX, f"Message {number} already deleted.")
+            raise CommandError(None, "Message is deleted.")
         return index
 
     def live(self) -> Iterator[tuple[int, int, int]]:

@@ -22,9 +22,11 @@ MAX_KEYWORD = 4
 class Code(str, Enum):
     """Extended response codes (RFC 2449 §8, RFC 3206) and the two Sora adds.
 
-    ``SYNTAX`` (unknown command, malformed or out-of-range argument) and ``STATE`` (command
-    not valid in this state) are not IANA-registered; RFC 2449 clients treat an unknown code as
-    a plain ``-ERR``, and the codes let scripts and tests tell the cases apart.
+    ``SYNTAX`` (unknown command, malformed argument, line too long) and ``STATE`` (command not
+    valid in this state) are not IANA-registered; RFC 2449 clients treat an unknown code as a
+    plain ``-ERR``, and the codes let scripts and tests tell the cases apart. A well-formed
+    request for a message that does not exist or is marked deleted is not a syntax error: it
+    gets no code (as in Dovecot; RFC 2449 codes are optional).
     """
 
     IN_USE = "IN-USE"
@@ -38,9 +40,10 @@ class Code(str, Enum):
 
 
 class CommandError(Exception):
-    """A command the server answers with ``-ERR [code] text`` (the session keeps going)."""
+    """A command the server answers with ``-ERR [code] text``, or ``-ERR text`` when ``code`` is
+    None (the session keeps going)."""
 
-    def __init__(self, code: Code, text: str) -> None:
+    def __init__(self, code: Code | None, text: str) -> None:
         super().__init__(text)
         self.code = code
         self.text = text
@@ -78,13 +81,14 @@ def parse_command(line: bytes) -> Command:
 
 
 def parse_message_number(value: str) -> int:
-    """A message-number argument: a positive decimal integer (range is checked by the caller)."""
+    """A message-number argument: a decimal integer of at most 10 digits.
+
+    Whether a message has that number (0 never does) is the maildrop's to say: a well-formed
+    number out of range is "no such message", not a syntax error.
+    """
     if not value.isascii() or not value.isdigit() or len(value) > 10:
         raise CommandError(Code.SYNTAX, f"Invalid message number: {_printable(value)}")
-    number = int(value)
-    if number < 1:
-        raise CommandError(Code.SYNTAX, f"Invalid message number: {value}")
-    return number
+    return int(value)
 
 
 def parse_line_count(value: str) -> int:

@@ -246,7 +246,7 @@ class Pop3Session:
         self.log.debug("tls started")
 
     async def cmd_utf8(self, command: Command) -> None:
-        """UTF8 (RFC 6856); accepted after login as well (Outlook sends it late)."""
+        """UTF8 (RFC 6856 §2): valid in the AUTHORIZATION state only, like STLS."""
         self.utf8 = True
         self.send(p.ok("UTF8 enabled."))
 
@@ -633,7 +633,7 @@ _BOTH = _AUTH | _TRANS
 _COMMANDS: dict[str, tuple[Handler, frozenset[State]]] = {
     "CAPA": (Pop3Session.cmd_capa, _BOTH),
     "STLS": (Pop3Session.cmd_stls, _AUTH),
-    "UTF8": (Pop3Session.cmd_utf8, _BOTH),
+    "UTF8": (Pop3Session.cmd_utf8, _AUTH),
     "USER": (Pop3Session.cmd_user, _AUTH),
     "PASS": (Pop3Session.cmd_pass, _AUTH),
     "AUTH": (Pop3Session.cmd_auth, _AUTH),
