@@ -17,6 +17,7 @@ from sora_kernel.store.mailstore import MessageChange
 
 from .grammar import SequenceSet
 from .grammar.reader import is_atom
+from .grammar.sequence import merge_ranges
 
 IndexRange = tuple[int, int]
 """Half-open ``[start, stop)`` range of 0-based positions in the UID map."""
@@ -116,6 +117,28 @@ class SelectedMailbox:
         return None
 
     # ------------------------------------------------------------------ sets → positions
+
+    def valid_message_set(self, seqset: SequenceSet) -> bool:
+        """Whether a message-number set names only messages the client knows (FETCH, STORE,
+        COPY, MOVE; RFC 9051 6.4.5: a number above EXISTS is a client error).
+
+        Dovecot's rule, so both servers answer alike: with no messages every set is invalid;
+        otherwise the highest item decides, ``*`` standing above every number (so ``n:*`` is
+        valid when ``n`` is, and ``*`` always).
+        """
+        count = len(self.uids)
+        if count == 0 or not seqset.ranges:
+            return False
+        star = 2**32  # above every sequence number the grammar accepts
+        pairs = []
+        for start, end in seqset.ranges:
+            a = star if start is None else start
+            b = star if end is None else end
+            pairs.append((a, b) if a <= b else (b, a))
+        low, high = merge_ranges(pairs)[-1]
+        if high == star:
+            return low <= count or low == star
+        return high <= count
 
     def seq_ranges(self, seqset: SequenceSet) -> list[IndexRange]:
         """Message numbers → positions; numbers past EXISTS are ignored."""

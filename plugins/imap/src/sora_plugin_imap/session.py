@@ -953,11 +953,17 @@ class Session:
             raise bad("No mailbox selected.", "CLIENTBUG")
         return self.selected
 
-    def _positions(self, seqset: grammar.SequenceSet, uid: bool) -> list[tuple[int, int]]:
+    def _positions(self, seqset: grammar.SequenceSet, uid: bool, command: str) -> list[tuple[int, int]]:
+        """The positions a sequence set names; BAD for ``$`` and for message numbers the client
+        cannot know (UID sets may name UIDs that do not exist: those are simply not there)."""
         selected = self._mailbox()
         if seqset.saved:
             raise bad(_NO_SEARCHRES)
-        return selected.uid_set_ranges(seqset) if uid else selected.seq_ranges(seqset)
+        if uid:
+            return selected.uid_set_ranges(seqset)
+        if not selected.valid_message_set(seqset):
+            raise bad(f"Error in IMAP command {command}: Invalid messageset.")
+        return selected.seq_ranges(seqset)
 
     async def cmd_check(self, cmd: c.Check) -> Ok:
         """CHECK (nothing to checkpoint: every change is committed already)."""
@@ -1041,7 +1047,7 @@ class Session:
     async def cmd_fetch(self, cmd: c.Fetch) -> Ok:
         """FETCH / UID FETCH: chunked metadata queries, bodies from the blob store."""
         selected = self._mailbox()
-        positions = self._positions(cmd.sequence_set, cmd.uid)
+        positions = self._positions(cmd.sequence_set, cmd.uid, cmd.name)
         attributes = cmd.attributes
         if cmd.changedsince is not None or ModSeqAtt() in attributes:
             self.enable_condstore()
@@ -1090,7 +1096,7 @@ class Session:
         selected = self._mailbox()
         if selected.readonly:
             raise no("Mailbox is read-only.", "CANNOT")
-        positions = self._positions(cmd.sequence_set, cmd.uid)
+        positions = self._positions(cmd.sequence_set, cmd.uid, cmd.name)
         bits, keywords = split_flags(cmd.flags)
         limit = self.settings.max_keywords
         if cmd.mode != "remove" and len(keywords) > limit:
@@ -1146,7 +1152,7 @@ class Session:
     async def cmd_copy(self, cmd: c.Copy) -> Ok:
         """COPY / UID COPY with COPYUID."""
         selected = self._mailbox()
-        positions = self._positions(cmd.sequence_set, cmd.uid)
+        positions = self._positions(cmd.sequence_set, cmd.uid, cmd.name)
         target = await self._target(cmd.mailbox)
         runs = selected.runs(positions)
         if not runs:
@@ -1163,7 +1169,7 @@ class Session:
         selected = self._mailbox()
         if selected.readonly:
             raise no("Mailbox is read-only.", "CANNOT")
-        positions = self._positions(cmd.sequence_set, cmd.uid)
+        positions = self._positions(cmd.sequence_set, cmd.uid, cmd.name)
         target = await self._target(cmd.mailbox)
         runs = selected.runs(positions)
         if not runs:
