@@ -204,8 +204,36 @@ def test_bdat_chunks(sora_server: Any, transcript: Any, stored: Any) -> None:
     c.send(b"MAIL FROM:<s@example.org>\r\nRCPT TO:<a@example.com>\r\nRCPT TO:<b@example.com>\r\n"
            b"BDAT 600\r\n" + b"z" * 600 + b"BDAT 600 LAST\r\n" + b"z" * 600)
     assert [c.reply() for _ in range(6)][3:] == [b"250 2.0.0 600 octets received\r\n", OVERSIZE, OVERSIZE]
-    assert c.cmd(b"BDAT x") == b"501 5.5.4 Syntax: BDAT <size> [LAST]\r\n"
+    c.send(b"BDAT x\r\n")
+    assert c.reply() + c.reply() == BAD_BDAT
     assert c.closed()  # the chunk length is unknown: the session cannot continue safely
+
+
+BAD_BDAT = (b"501 5.5.4 Syntax: BDAT <size> [LAST]\r\n"
+            b"421 4.5.0 test.local Malformed BDAT, closing connection\r\n")
+
+
+def test_malformed_bdat_size_says_421_and_closes(sora_server: Any, transcript: Any, stored: Any) -> None:
+    srv = sora_server(plugins=["lmtp"])
+    a = srv.create_account("a@example.com")
+    for command in (b"BDAT -1", b"BDAT x", b"BDAT", b"BDAT 5 FIRST", b"BDAT 1 LAST x", b"BDAT 1234567890123456789"):
+        c = transcript(srv.port("lmtp"))
+        c.hello()
+        # in a transaction, with bytes pipelined behind it that must not be read as commands
+        c.send(b"MAIL FROM:<s@example.org>\r\nRCPT TO:<a@example.com>\r\n" + command
+               + b"\r\nNOOP\r\nRSET\r\n")
+        assert c.reply() == b"250 2.1.0 Ok\r\n"
+        assert c.reply() == b"250 2.1.5 <a@example.com> Ok\r\n"
+        assert c.line() + c.line() == BAD_BDAT, command
+        assert c.closed(), command
+    c = transcript(srv.port("lmtp"))  # outside a transaction too
+    c.hello()
+    assert c.cmd(b"BDAT -1") == b"501 5.5.4 Syntax: BDAT <size> [LAST]\r\n"
+    assert c.line() == b"421 4.5.0 test.local Malformed BDAT, closing connection\r\n"
+    assert c.closed()
+    assert stored(srv, a) == []
+    sample = srv.kernel.registry.get_sample_value
+    assert sample("sora_commands_total", {"protocol": "lmtp", "command": "BDAT", "result": "permanent"}) == 7
 
 
 def test_line_too_long(sora_server: Any, transcript: Any) -> None:

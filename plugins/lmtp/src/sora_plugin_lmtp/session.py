@@ -82,10 +82,12 @@ class LmtpSession:
 
     # ------------------------------------------------------------------ I/O
 
-    def send(self, data: bytes) -> None:
-        """Queue a reply (flushed before the next blocking read)."""
+    def send(self, data: bytes, *, counted: bool = True) -> None:
+        """Queue a reply (flushed before the next blocking read); ``counted`` replies make the
+        command's metric result (a closing 421 after the real answer does not)."""
         self._out += data
-        self._classes.append(reply_class(data))
+        if counted:
+            self._classes.append(reply_class(data))
 
     async def flush(self) -> None:
         """Write queued replies."""
@@ -330,8 +332,11 @@ class LmtpSession:
         try:
             size, last = parse_bdat(argument)
         except ProtocolError as exc:
-            # the chunk length is unknown: its bytes would be read as commands, so stop here
+            # RFC 3030 §2: after a BDAT syntax error the server cannot find the next command
+            # (the chunk's bytes would be read as commands), so answer, say why, and close
             self.send(exc.reply)
+            self.send(reply(421, "4.5.0", f"{self.kernel.hostname} Malformed BDAT, closing connection"),
+                      counted=False)
             raise CloseSession() from None
         timeout = self.settings.data_timeout
         try:
