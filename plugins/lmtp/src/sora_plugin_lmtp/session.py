@@ -332,8 +332,9 @@ class LmtpSession:
         try:
             size, last = parse_bdat(argument)
         except ProtocolError as exc:
-            # RFC 3030 §2: after a BDAT syntax error the server cannot find the next command
-            # (the chunk's bytes would be read as commands), so answer, say why, and close
+            # chunk data follows the BDAT line at once (RFC 3030 §2): with the size unknown the
+            # next command cannot be found (its bytes would be read as commands), so answer,
+            # say why, and close
             self.send(exc.reply)
             self.send(reply(421, "4.5.0", f"{self.kernel.hostname} Malformed BDAT, closing connection"),
                       counted=False)
