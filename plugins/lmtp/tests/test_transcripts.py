@@ -163,16 +163,26 @@ def test_oversize_is_read_to_the_end_and_refused(sora_server: Any, transcript: A
     assert len(stored(srv, a)) == 1
 
 
-def test_empty_message(sora_server: Any, transcript: Any) -> None:
+def test_empty_message(sora_server: Any, transcript: Any, stored: Any) -> None:
+    # kept on purpose (Dovecot stores an empty message): one 550 5.6.0 per recipient, DATA or BDAT
     srv = sora_server(plugins=["lmtp"])
-    srv.create_account("a@example.com")
+    a = srv.create_account("a@example.com")
+    b = srv.create_account("b@example.com")
     c = transcript(srv.port("lmtp"))
     c.hello()
-    c.send(b"MAIL FROM:<s@example.org>\r\nRCPT TO:<a@example.com>\r\nDATA\r\n")
-    assert [c.reply() for _ in range(3)][-1].startswith(b"354")
-    assert c.cmd(b".") == b"550 5.6.0 Empty message\r\n"
-    c.send(b"MAIL FROM:<s@example.org>\r\nRCPT TO:<a@example.com>\r\nBDAT 0 LAST\r\n")
-    assert [c.reply() for _ in range(3)][-1] == b"550 5.6.0 Empty message\r\n"
+    envelope = b"MAIL FROM:<s@example.org>\r\nRCPT TO:<a@example.com>\r\nRCPT TO:<b@example.com>\r\n"
+    accepted = [b"250 2.1.0 Ok\r\n", b"250 2.1.5 <a@example.com> Ok\r\n", b"250 2.1.5 <b@example.com> Ok\r\n"]
+    empty = b"550 5.6.0 Empty message\r\n"
+    c.send(envelope + b"DATA\r\n")
+    assert [c.reply() for _ in range(4)] == [*accepted, b"354 Start mail input; end with <CRLF>.<CRLF>\r\n"]
+    c.send(b".\r\n")
+    assert [c.reply() for _ in range(2)] == [empty, empty]
+    c.send(envelope + b"BDAT 0 LAST\r\n")
+    assert [c.reply() for _ in range(5)] == [*accepted, empty, empty]
+    c.send(envelope + b"BDAT 0\r\nBDAT 0 LAST\r\n")  # empty chunks add up to an empty message
+    assert [c.reply() for _ in range(6)] == [*accepted, b"250 2.0.0 0 octets received\r\n", empty, empty]
+    assert c.cmd(b"NOOP") == b"250 2.0.0 Ok\r\n"  # the session goes on
+    assert stored(srv, a) == [] and stored(srv, b) == []
 
 
 def test_bdat_chunks(sora_server: Any, transcript: Any, stored: Any) -> None:
