@@ -110,3 +110,37 @@ def test_database_pool_metrics_sampled(sora_server) -> None:
         assert time.monotonic() < deadline, "pool metrics never sampled"
         time.sleep(0.05)
     assert srv.kernel.registry.get_sample_value("sora_db_pool_connections", labels) >= 1
+
+
+def test_stalled_tls_handshake_ends_quietly(sora_server, tmp_path) -> None:
+    """A client that never completes the handshake is dropped without a session failure."""
+    import subprocess
+
+    from sora_kernel.net.tls import load_tls_context
+
+    cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-days", "1", "-subj", "/CN=localhost"], check=True, capture_output=True)
+    context = load_tls_context(cert, key)
+    outcome: list[str] = []
+
+    async def handler(conn: Connection) -> None:
+        try:
+            await conn.start_tls(context, timeout=0.3)
+            outcome.append("tls")
+        except Exception as exc:
+            outcome.append(type(exc).__name__)
+            raise
+
+    module = types.ModuleType("tls_plugin")
+
+    @hookimpl
+    def sora_services(kernel: Any) -> list[ServiceSpec]:
+        return [ServiceSpec("stall", partial(serve_tcp, kernel, protocol="stall", addr="127.0.0.1:0",
+                                             handler=handler), protocol="stall")]
+
+    module.sora_services = sora_services  # type: ignore[attr-defined]
+    srv = sora_server(extra_plugins=[("stall", module)])
+    with socket.create_connection(srv.addr("stall"), timeout=5) as sock:
+        assert sock.recv(10) == b""  # the server gave up on the silent client and closed
+    assert outcome == ["ConnectionClosed"]

@@ -141,15 +141,23 @@ class Connection:
         self.bytes_out += len(data)
 
     async def start_tls(self, context: ssl.SSLContext, timeout: float = 30) -> None:
-        """Upgrade to TLS (STARTTLS); buffered plaintext is dropped, as RFC 3207 §4.2 asks."""
+        """Upgrade to TLS (STARTTLS); buffered plaintext is dropped, as RFC 3207 §4.2 asks.
+
+        A failed or stalled handshake (``timeout``) ends the connection: ConnectionClosed.
+        """
         self._buffer.clear()
-        with anyio.fail_after(timeout):
+        done = False
+        with anyio.move_on_after(timeout):
             try:
                 self.stream = await TLSStream.wrap(self.stream, ssl_context=context, server_side=True,
                                                    standard_compatible=False)
             except (ssl.SSLError, anyio.BrokenResourceError, anyio.EndOfStream, OSError) as exc:
                 self._eof = True
                 raise ConnectionClosed() from exc
+            done = True
+        if not done:
+            self._eof = True
+            raise ConnectionClosed()
         self.tls = True
 
     async def close(self) -> None:
