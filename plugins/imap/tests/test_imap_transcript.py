@@ -166,6 +166,8 @@ def test_store_transcript(session):
         append(session, b"INBOX", MESSAGE, tag=tag)
     session.cmd(b"a SELECT INBOX")
     assert session.cmd(b"b STORE 1:2 +FLAGS (\\Seen $Label1)") == (
+        b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Label1)\r\n"
+        b"* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Label1 \\*)] Flags permitted.\r\n"
         b"* 1 FETCH (FLAGS (\\Seen \\Recent $Label1))\r\n"
         b"* 2 FETCH (FLAGS (\\Seen \\Recent $Label1))\r\nb OK Store completed.\r\n"
     )
@@ -185,7 +187,10 @@ def test_keyword_limit(session):
     append(session, b"INBOX", MESSAGE)
     session.cmd(b"a SELECT INBOX")
     many = b" ".join(b"k%d" % i for i in range(50))
-    assert session.cmd(b"b STORE 1 +FLAGS.SILENT (" + many + b")") == b"b OK Store completed.\r\n"
+    assert session.cmd(b"b STORE 1 +FLAGS.SILENT (" + many + b")") == (
+        b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft " + many + b")\r\n"
+        b"* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft " + many + b" \\*)] Flags permitted.\r\n"
+        b"b OK Store completed.\r\n")
     assert session.cmd(b"c STORE 1 +FLAGS.SILENT (extra)") == b"c NO [LIMIT] Too many keywords.\r\n"
     assert session.cmd(b"d STORE 1 +FLAGS.SILENT (k1 K2)") == b"d OK Store completed.\r\n"
     flags = b"(" + many + b" more)"

@@ -58,12 +58,13 @@ class SelectedMailbox:
     """UID map, known MODSEQ and pending changes of the mailbox a session has selected."""
 
     __slots__ = (
-        "account_id", "condstore", "id", "modseq", "name", "own_changes", "pending_expunge", "readonly",
-        "recent", "uids", "uidvalidity",
+        "_keyword_keys", "_keywords_seen", "account_id", "condstore", "id", "keywords", "modseq", "name",
+        "own_changes", "pending_expunge", "readonly", "recent", "uids", "uidvalidity",
     )
 
     def __init__(self, account_id: int, mailbox_id: int, name: str, uidvalidity: int,
-                 uids: Iterable[int], modseq: int, recent: tuple[int, int], *, readonly: bool) -> None:
+                 uids: Iterable[int], modseq: int, recent: tuple[int, int], *, readonly: bool,
+                 keywords: Iterable[str] = ()) -> None:
         self.account_id = account_id
         self.id = mailbox_id
         self.name = name
@@ -75,6 +76,11 @@ class SelectedMailbox:
         self.pending_expunge: set[int] = set()
         self.own_changes: dict[int, int] = {}
         self.condstore = False
+        #: keywords announced in FLAGS / PERMANENTFLAGS, in the order they were announced
+        self.keywords: list[str] = []
+        self._keyword_keys: set[str] = set()  # lower case: keywords are case-insensitive
+        self._keywords_seen: set[str] = set()  # exact spellings already looked at (fast path)
+        self.learn_keywords(keywords)
 
     # ------------------------------------------------------------------ lookups
 
@@ -115,6 +121,38 @@ class SelectedMailbox:
         if index < len(self.uids) and self.uids[index] == uid:
             return index + 1
         return None
+
+    # ------------------------------------------------------------------ keywords
+
+    def learn_keywords(self, keywords: Iterable[str]) -> bool:
+        """Add keywords the client has not been told about; True when there was one.
+
+        Case variants of an announced keyword, and keywords that are not atoms (never sent,
+        see :func:`format_flags`), are not new.
+        """
+        seen = self._keywords_seen
+        new = False
+        for keyword in keywords:
+            if keyword in seen:
+                continue
+            seen.add(keyword)
+            key = keyword.lower()
+            if key in self._keyword_keys or not is_atom(keyword.encode("utf-8", "replace")):
+                continue
+            self._keyword_keys.add(key)
+            self.keywords.append(keyword)
+            new = True
+        return new
+
+    def flags_responses(self) -> bytes:
+        """``* FLAGS (...)`` and ``* OK [PERMANENTFLAGS (...)]`` with the announced keywords.
+
+        PERMANENTFLAGS is ``()`` when read-only; otherwise ``\\*``: any new keyword can be stored.
+        """
+        keywords = "".join(" " + k for k in self.keywords).encode("utf-8", "replace")
+        system = b"\\Answered \\Flagged \\Deleted \\Seen \\Draft" + keywords
+        permanent = b"()" if self.readonly else b"(" + system + b" \\*)"
+        return b"* FLAGS (" + system + b")\r\n* OK [PERMANENTFLAGS " + permanent + b"] Flags permitted.\r\n"
 
     # ------------------------------------------------------------------ sets → positions
 
@@ -228,16 +266,20 @@ class SelectedMailbox:
     def apply(self, changes: Sequence[MessageChange], highest: int, *, expunges: bool) -> list[bytes]:
         """Fold changes from the store into the map; returns the untagged responses to send.
 
-        Flag changes become FETCH responses (numbered before any EXPUNGE that follows), expunges
-        are sent only when ``expunges`` allows it, new messages become EXISTS and RECENT.
+        Keywords not announced yet come first as FLAGS and PERMANENTFLAGS, flag changes become
+        FETCH responses (numbered before any EXPUNGE that follows), expunges are sent only when
+        ``expunges`` allows it, new messages become EXISTS and RECENT.
         """
         out: list[bytes] = []
         uids = self.uids
         top = self.max_uid
         new: list[int] = []
         own = self.own_changes
+        announce = False
         for change in changes:
             uid = change.uid
+            if change.keywords and not change.expunged and self.learn_keywords(change.keywords):
+                announce = True
             if uid > top:
                 if not change.expunged:
                     new.append(uid)
@@ -252,6 +294,8 @@ class SelectedMailbox:
                     index + 1, uid, format_flags(change.flags, change.keywords, self.is_recent(uid)),
                     b" MODSEQ (%d)" % change.modseq if self.condstore else b""))
         self.own_changes = {}
+        if announce:  # before the FETCH responses that show the new keywords
+            out.insert(0, self.flags_responses())
         if highest > self.modseq:
             self.modseq = highest
         if expunges:

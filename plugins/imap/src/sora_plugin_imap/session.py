@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from contextlib import ExitStack
 from dataclasses import replace
 from enum import IntFlag
@@ -48,8 +48,6 @@ VERSION = "0.1.0"
 MAX_AUTH_FAILURES = 3
 #: A refused non-synchronizing literal larger than this is not drained: the client is cut off.
 MAX_DRAIN = 256 * 1024 * 1024
-FLAGS_LINE = b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n"
-PERMANENT_FLAGS = b"(\\Answered \\Flagged \\Deleted \\Seen \\Draft \\*)"
 _NO_EXPUNGE = frozenset({"FETCH", "STORE", "SEARCH"})
 _STORE_RUNS = 10000
 _NO_SEARCHRES = "Saved search results ($) are not supported."
@@ -631,7 +629,7 @@ class Session:
             # SELECT claimed [recent_from, uidnext): those are \\Recent here and nowhere else
             recent = (recent_from, MAX_UID if cmd.readonly else mailbox.uidnext - 1)
             selected = SelectedMailbox(self.account_id, mailbox.id, mailbox.name, mailbox.uidvalidity,
-                                       uids, modseq, recent, readonly=cmd.readonly)
+                                       uids, modseq, recent, readonly=cmd.readonly, keywords=mailbox.keywords)
             selected.condstore = self.condstore
             first_unseen = None
             if mailbox.unseen_count:
@@ -647,9 +645,7 @@ class Session:
         self.subscription = subscription
         self.selected = selected
         self.state = State.SELECTED
-        self.send(FLAGS_LINE)
-        permanent = b"()" if cmd.readonly else PERMANENT_FLAGS
-        self.send(b"* OK [PERMANENTFLAGS " + permanent + b"] Flags permitted.\r\n")
+        self.send(selected.flags_responses())
         self.send(b"* %d EXISTS\r\n* %d RECENT\r\n" % (selected.exists, selected.recent_count()))
         if first_unseen is not None:
             self.send(b"* OK [UNSEEN %d] First unseen.\r\n" % first_unseen)
@@ -965,6 +961,15 @@ class Session:
             raise bad(f"Error in IMAP command {command}: Invalid messageset.")
         return selected.seq_ranges(seqset)
 
+    def _announce_keywords(self, keywords: Iterable[str]) -> bool:
+        """Queue FLAGS and PERMANENTFLAGS when a keyword is new to the client (RFC 3501 7.2.6,
+        as Dovecot does); True when they were queued."""
+        selected = self._mailbox()
+        if selected.learn_keywords(keywords):
+            self.send(selected.flags_responses())
+            return True
+        return False
+
     async def cmd_check(self, cmd: c.Check) -> Ok:
         """CHECK (nothing to checkpoint: every change is committed already)."""
         return None, "Check completed."
@@ -1064,6 +1069,8 @@ class Session:
                 selected.remember_own(changed)
                 seen_now = {change.uid: (change.flags, change.keywords) for change in changed}
             rows = await self.store.fetch(selected.id, runs, structure=plan.structure)
+            if plan.has_flags or seen_now:  # keywords set elsewhere, not synced yet
+                self._announce_keywords(k for row in rows for k in row.keywords)
             for row in rows:
                 seq = selected.seq_of(row.uid)
                 if seq is None:
@@ -1119,10 +1126,14 @@ class Session:
             selected.remember_own(changed)
             refused.extend(rejected)
             modified.extend(changed)
+        # a keyword new to the mailbox: FLAGS and PERMANENTFLAGS first, then the FETCH responses
+        self._announce_keywords(k for change in modified for k in change.keywords)
         uid_item = b"UID %d " if cmd.uid else b""
         if not cmd.silent:
             for chunk in selected.chunks(positions, fetching.CHUNK):
-                for row in await self.store.fetch(selected.id, selected.runs(chunk)):
+                rows = await self.store.fetch(selected.id, selected.runs(chunk))
+                self._announce_keywords(k for row in rows for k in row.keywords)  # set meanwhile elsewhere
+                for row in rows:
                     seq = selected.seq_of(row.uid)
                     if seq is None or row.expunged:
                         continue
