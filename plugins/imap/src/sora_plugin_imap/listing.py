@@ -49,6 +49,8 @@ class ListEntry:
 
     name: str
     attributes: list[str] = field(default_factory=list)
+    #: CHILDINFO extended data (RFC 5258 3.5): the selection criteria a descendant meets
+    childinfo: tuple[str, ...] = ()
 
 
 def list_entries(
@@ -81,6 +83,46 @@ def list_entries(
             if parent not in mailboxes and parent not in out and regex.fullmatch(parent):
                 out[parent] = ListEntry(parent, ["\\Noselect", "\\HasChildren"])
     return sorted(out.values(), key=lambda e: (e.name != INBOX, e.name))
+
+
+def subscribed_entries(
+    subscriptions: Iterable[str],
+    mailboxes: dict[str, str | None],
+    reference: str,
+    pattern: str,
+    *,
+    recursive: bool = False,
+    children: bool = False,
+) -> list[ListEntry]:
+    """LIST (SUBSCRIBED [RECURSIVEMATCH]) (RFC 5258 3.1, 3.5; RFC 9051 6.3.9.1).
+
+    ``mailboxes`` maps existing names to their special use. Subscribed names matching the
+    pattern are listed with \\Subscribed (\\NonExistent when there is no such mailbox). With
+    ``recursive`` every matching name with a subscribed descendant is listed too, subscribed or
+    not, existing or not, with ``("CHILDINFO" ("SUBSCRIBED"))``. ``children`` adds
+    \\HasChildren/\\HasNoChildren (RETURN (CHILDREN)), from the existing mailboxes.
+    """
+    regex = compile_pattern(join_reference(reference, pattern))
+    subscribed = {_canonical(name) for name in subscriptions}
+    with_subscribed_child = _parents(subscribed) if recursive else set()
+    parents = _parents(mailboxes) if children else set()
+    out: list[ListEntry] = []
+    for name in subscribed | with_subscribed_child:
+        if not regex.fullmatch(name):
+            continue
+        attrs = []
+        if name in subscribed:
+            attrs.append("\\Subscribed")
+        if name not in mailboxes:
+            attrs.append("\\NonExistent")
+        if children:
+            attrs.append("\\HasChildren" if name in parents else "\\HasNoChildren")
+        special_use = mailboxes.get(name)
+        if special_use:
+            attrs.append(special_use)
+        childinfo = ("SUBSCRIBED",) if name in with_subscribed_child else ()
+        out.append(ListEntry(name, attrs, childinfo))
+    return sorted(out, key=lambda e: (e.name != INBOX, e.name))
 
 
 def lsub_entries(subscriptions: Iterable[str], existing: set[str], reference: str,

@@ -709,9 +709,12 @@ class Session:
             raise no("Not subscribed to that mailbox.", "NONEXISTENT") from None
         return None, "Unsubscribe completed."
 
-    def _list_line(self, verb: bytes, name: str, attributes: list[str]) -> bytes:
+    def _list_line(self, verb: bytes, name: str, attributes: list[str], childinfo: tuple[str, ...] = ()) -> bytes:
+        extended = b""
+        if childinfo:
+            extended = b' ("CHILDINFO" (' + b" ".join(b'"%s"' % c.encode() for c in childinfo) + b"))"
         return (b"* " + verb + b" (" + " ".join(attributes).encode() + b') "/" '
-                + encode_mailbox(name) + b"\r\n")
+                + encode_mailbox(name) + extended + b"\r\n")
 
     async def cmd_list(self, cmd: c.List) -> Ok:
         """LIST, including LIST-EXTENDED selection/return options and LIST-STATUS."""
@@ -727,16 +730,10 @@ class Session:
             for pattern in cmd.patterns:
                 if "SUBSCRIBED" in cmd.selection:
                     assert subscribed is not None
-                    for entry in listing.lsub_entries(subscribed, set(existing), cmd.reference, pattern):
-                        attrs = ["\\Subscribed"]
-                        if entry.name not in existing:
-                            attrs.append("\\NonExistent")
-                        else:
-                            mailbox = existing[entry.name]
-                            if mailbox.special_use:
-                                attrs.append(mailbox.special_use)
-                        if entry.name in subscribed:
-                            entries.setdefault(entry.name, listing.ListEntry(entry.name, attrs))
+                    for entry in listing.subscribed_entries(
+                            subscribed, {m.name: m.special_use for m in mailboxes}, cmd.reference, pattern,
+                            recursive="RECURSIVEMATCH" in cmd.selection, children="CHILDREN" in cmd.return_options):
+                        entries.setdefault(entry.name, entry)
                     continue
                 for entry in listing.list_entries(
                         ((m.name, m.special_use) for m in mailboxes), cmd.reference, pattern,
@@ -749,7 +746,7 @@ class Session:
                 found = existing.get(entry.name)
                 if found is None or not found.special_use:
                     continue
-            self.send(self._list_line(b"LIST", entry.name, entry.attributes))
+            self.send(self._list_line(b"LIST", entry.name, entry.attributes, entry.childinfo))
             if cmd.status_items and entry.name in existing:
                 self.send(await self._status_line(existing[entry.name], cmd.status_items))
         return None, "List completed."
