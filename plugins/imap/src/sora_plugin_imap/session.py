@@ -380,7 +380,7 @@ class Session:
             raise
         except Exception as exc:
             failure = self._failure(name, exc)
-            result = "no"
+            result = failure.status.lower()
             line = self.tagged(tag, failure.status, failure.text, failure.code) if tag else \
                 grammar.response.untagged_status(failure.status, failure.text, failure.code)
         finally:
