@@ -8,7 +8,10 @@ Extending IMAP from another plugin:
   ``data`` is the whole command (lines joined with literals, see :func:`grammar.literal_at_end`).
   The handler may queue untagged responses with ``session.send(b"* ...\r\n")`` and returns the
   tagged line (``session.tagged(tag, "OK", "Done.")``). ``session.account_id``,
-  ``session.principal`` and ``session.selected`` describe the context.
+  ``session.principal`` and ``session.selected`` describe the context. Raising
+  :class:`.replies.Reply` (``replies.no(...)``, ``replies.bad(...)``) answers NO or BAD; any
+  other exception is logged and answered ``NO [SERVERBUG]`` (``NO [UNAVAILABLE]`` for transient
+  store errors), and the session goes on.
 """
 
 from __future__ import annotations
