@@ -58,8 +58,22 @@ class SelectedMailbox:
     """UID map, known MODSEQ and pending changes of the mailbox a session has selected."""
 
     __slots__ = (
-        "_keyword_keys", "_keywords_seen", "account_id", "condstore", "id", "keywords", "modseq", "name",
-        "own_changes", "pending_expunge", "readonly", "recent", "uids", "uidvalidity",
+        "_keyword_keys",
+        "_keywords_seen",
+        "_recent_lows",
+        "_recent_total",
+        "account_id",
+        "condstore",
+        "id",
+        "keywords",
+        "modseq",
+        "name",
+        "own_changes",
+        "pending_expunge",
+        "readonly",
+        "recent",
+        "uids",
+        "uidvalidity",
     )
 
     def __init__(self, account_id: int, mailbox_id: int, name: str, uidvalidity: int,
@@ -72,6 +86,10 @@ class SelectedMailbox:
         self.uids = _uid_array(uids)
         self.modseq = modseq
         self.recent: list[tuple[int, int]] = [recent] if recent[0] <= recent[1] else []
+        # starts of the ranges (for bisect) and a running count: with many sessions appending to
+        # one mailbox each session's claims interleave, and recounting per command was quadratic
+        self._recent_lows: list[int] = [low for low, _ in self.recent]
+        self._recent_total = self._count_recent_in(self.recent)
         self.readonly = readonly
         self.pending_expunge: set[int] = set()
         self.own_changes: dict[int, int] = {}
@@ -94,26 +112,35 @@ class SelectedMailbox:
         """The highest known UID, 0 when empty."""
         return self.uids[-1] if self.uids else 0
 
+    def _count_recent_in(self, ranges: Iterable[tuple[int, int]]) -> int:
+        uids = self.uids
+        return sum(bisect_right(uids, high) - bisect_left(uids, low) for low, high in ranges)
+
     def recent_count(self) -> int:
         """Messages \\Recent for this session."""
-        uids = self.uids
-        return sum(bisect_right(uids, high) - bisect_left(uids, low) for low, high in self.recent)
+        return self._recent_total
 
     def is_recent(self, uid: int) -> bool:
         """Whether a message is \\Recent for this session (it claimed the UID range)."""
-        for low, high in self.recent:  # noqa: SIM110 - hot path, a loop beats any() + generator
-            if low <= uid <= high:
-                return True
-        return False
+        index = bisect_right(self._recent_lows, uid) - 1
+        return index >= 0 and uid <= self.recent[index][1]
 
     def add_recent(self, low: int, high: int) -> None:
         """UIDs this session claimed as \\Recent (no other session sees them so)."""
         if low > high:
             return
+        # claims never overlap (they are atomic in the store) and only grow, so ranges stay sorted;
+        # messages already in the map are counted now, later arrivals when they are added
+        self._recent_total += self._count_recent_in([(low, high)])
         if self.recent and self.recent[-1][1] + 1 >= low:
             self.recent[-1] = (self.recent[-1][0], max(high, self.recent[-1][1]))
+        elif self.recent and low < self.recent[-1][0]:
+            index = bisect_right(self._recent_lows, low)
+            self.recent.insert(index, (low, high))
+            self._recent_lows.insert(index, low)
         else:
             self.recent.append((low, high))
+            self._recent_lows.append(low)
 
     def seq_of(self, uid: int) -> int | None:
         """Sequence number of a UID, None when the session does not know it."""
@@ -301,14 +328,15 @@ class SelectedMailbox:
         if expunges:
             out.extend(self.flush_expunges())
         if new:
-            recent_before = self.recent_count()
             try:
                 uids.extend(new)
             except OverflowError:
                 self.uids = uids = array("Q", [*uids, *new])
             out.append(b"* %d EXISTS\r\n" % len(uids))
-            if self.recent_count() != recent_before:
-                out.append(b"* %d RECENT\r\n" % self.recent_count())
+            arrived_recent = sum(1 for uid in new if self.is_recent(uid))
+            if arrived_recent:
+                self._recent_total += arrived_recent
+                out.append(b"* %d RECENT\r\n" % self._recent_total)
         return out
 
     def flush_expunges(self) -> list[bytes]:
@@ -329,6 +357,7 @@ class SelectedMailbox:
         if not positions:
             return []
         self.pending_expunge.difference_update(uids[i] for i in positions)
+        self._recent_total -= sum(1 for i in positions if self.is_recent(uids[i]))
         # each line refers to numbers after the previous expunges took effect
         out = [b"* %d EXPUNGE\r\n" % (index + 1 - done) for done, index in enumerate(positions)]
         if len(positions) == 1:
