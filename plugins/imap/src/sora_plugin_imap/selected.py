@@ -1,15 +1,16 @@
 """The selected mailbox as one session sees it: a compact UID map and its pending updates.
 
-Sequence number ``n`` is ``uids[n - 1]``. The map only changes when the session tells the client:
-new messages are appended when EXISTS is sent, expunged ones removed when EXPUNGE is sent. Until
-then an expunge seen in the database waits in ``pending_expunge`` so numbers stay stable (RFC 3501
-7.4.1 forbids EXPUNGE responses during FETCH, STORE and SEARCH).
+Sequence number ``n`` is ``uids[n - 1]``; ``uids`` is a :class:`~.uidmap.UidMap`, the UIDs stored
+as runs of consecutive values (a contiguous mailbox of any size costs a few bytes). The map only
+changes when the session tells the client: new messages are appended when EXISTS is sent, expunged
+ones removed when EXPUNGE is sent. Until then an expunge seen in the database waits in
+``pending_expunge`` so numbers stay stable (RFC 3501 7.4.1 forbids EXPUNGE responses during FETCH,
+STORE and SEARCH).
 """
 
 from __future__ import annotations
 
-from array import array
-from bisect import bisect_left, bisect_right
+from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 
 from sora_kernel.flags import SYSTEM_FLAGS
@@ -18,6 +19,7 @@ from sora_kernel.store.mailstore import MessageChange
 from .grammar import SequenceSet
 from .grammar.reader import is_atom
 from .grammar.sequence import merge_ranges
+from .uidmap import UidMap
 
 IndexRange = tuple[int, int]
 """Half-open ``[start, stop)`` range of 0-based positions in the UID map."""
@@ -43,15 +45,6 @@ def format_flags(bits: int, keywords: Sequence[str], recent: bool = False) -> by
     if len(_flags_cache) < 4096:
         _flags_cache[key] = value
     return value
-
-
-def _uid_array(uids: Iterable[int]) -> array[int]:
-    """4 bytes per message (IMAP UIDs are 32-bit); 8 if a store ever hands out bigger ones."""
-    values = uids if isinstance(uids, list | tuple) else list(uids)
-    try:
-        return array("I", values)
-    except OverflowError:
-        return array("Q", values)
 
 
 class SelectedMailbox:
@@ -83,7 +76,8 @@ class SelectedMailbox:
         self.id = mailbox_id
         self.name = name
         self.uidvalidity = uidvalidity
-        self.uids = _uid_array(uids)
+        #: the known UIDs in order, as runs (32-bit, 64-bit if a store ever hands out bigger ones)
+        self.uids = UidMap(uids)
         self.modseq = modseq
         self.recent: list[tuple[int, int]] = [recent] if recent[0] <= recent[1] else []
         # starts of the ranges (for bisect) and a running count: with many sessions appending to
@@ -110,11 +104,11 @@ class SelectedMailbox:
     @property
     def max_uid(self) -> int:
         """The highest known UID, 0 when empty."""
-        return self.uids[-1] if self.uids else 0
+        return self.uids.max_uid
 
     def _count_recent_in(self, ranges: Iterable[tuple[int, int]]) -> int:
         uids = self.uids
-        return sum(bisect_right(uids, high) - bisect_left(uids, low) for low, high in ranges)
+        return sum(uids.count_between(low, high) for low, high in ranges)
 
     def recent_count(self) -> int:
         """Messages \\Recent for this session."""
@@ -144,10 +138,8 @@ class SelectedMailbox:
 
     def seq_of(self, uid: int) -> int | None:
         """Sequence number of a UID, None when the session does not know it."""
-        index = bisect_left(self.uids, uid)
-        if index < len(self.uids) and self.uids[index] == uid:
-            return index + 1
-        return None
+        index = self.uids.index_of(uid)
+        return None if index is None else index + 1
 
     # ------------------------------------------------------------------ keywords
 
@@ -220,8 +212,8 @@ class SelectedMailbox:
         out: list[IndexRange] = []
         uids = self.uids
         for low, high in ranges:
-            start = bisect_left(uids, low)
-            stop = bisect_right(uids, high, lo=start)
+            start = uids.bisect_left(low)
+            stop = uids.bisect_right(high)
             if start < stop:
                 if out and out[-1][1] >= start:
                     out[-1] = (out[-1][0], max(out[-1][1], stop))
@@ -237,23 +229,13 @@ class SelectedMailbox:
         """Positions → inclusive UID ranges covering exactly those messages."""
         out: list[tuple[int, int]] = []
         uids = self.uids
-
-        def split(start: int, stop: int) -> None:
-            # a segment without gaps is one range; otherwise halve it (cost ~ number of gaps)
-            while start < stop:
-                first, last = uids[start], uids[stop - 1]
-                if last - first == stop - 1 - start:
-                    if out and out[-1][1] + 1 == first:
-                        out[-1] = (out[-1][0], last)
-                    else:
-                        out.append((first, last))
-                    return
-                middle = (start + stop) // 2
-                split(start, middle)
-                start = middle
-
         for start, stop in positions:
-            split(start, stop)
+            # the map's own runs: cost ~ log(runs) + runs crossed
+            for first, last in uids.uid_runs(start, stop):
+                if out and out[-1][1] + 1 == first:
+                    out[-1] = (out[-1][0], last)
+                else:
+                    out.append((first, last))
         return out
 
     @staticmethod
@@ -281,7 +263,7 @@ class SelectedMailbox:
     def uids_at(self, positions: Iterable[IndexRange]) -> Iterator[int]:
         """The UIDs at the positions, in order."""
         for start, stop in positions:
-            yield from self.uids[start:stop]
+            yield from self.uids.iter_range(start, stop)
 
     # ------------------------------------------------------------------ updates
 
@@ -295,7 +277,8 @@ class SelectedMailbox:
 
         Keywords not announced yet come first as FLAGS and PERMANENTFLAGS, flag changes become
         FETCH responses (numbered before any EXPUNGE that follows), expunges are sent only when
-        ``expunges`` allows it, new messages become EXISTS and RECENT.
+        ``expunges`` allows it, new messages become EXISTS and RECENT. ``changes`` come in UID order,
+        as :meth:`~sora_kernel.store.mailstore.MailStore.changes_since` returns them.
         """
         out: list[bytes] = []
         uids = self.uids
@@ -311,8 +294,8 @@ class SelectedMailbox:
                 if not change.expunged:
                     new.append(uid)
                 continue
-            index = bisect_left(uids, uid)
-            if index >= len(uids) or uids[index] != uid:
+            index = uids.index_of(uid)
+            if index is None:
                 continue
             if change.expunged:
                 self.pending_expunge.add(uid)
@@ -328,10 +311,7 @@ class SelectedMailbox:
         if expunges:
             out.extend(self.flush_expunges())
         if new:
-            try:
-                uids.extend(new)
-            except OverflowError:
-                self.uids = uids = array("Q", [*uids, *new])
+            uids.extend(new)  # widens to 64-bit by itself if a UID needs it
             out.append(b"* %d EXISTS\r\n" % len(uids))
             arrived_recent = sum(1 for uid in new if self.is_recent(uid))
             if arrived_recent:
@@ -350,19 +330,12 @@ class SelectedMailbox:
     def remove(self, gone: Iterable[int]) -> list[bytes]:
         """Drop UIDs from the map; returns ``* n EXPUNGE`` lines numbered as they take effect."""
         uids = self.uids
-        positions = sorted(
-            index for uid in set(gone)
-            if (index := bisect_left(uids, uid)) < len(uids) and uids[index] == uid
-        )
+        positions = sorted({index for uid in gone if (index := uids.index_of(uid)) is not None})
         if not positions:
             return []
         self.pending_expunge.difference_update(uids[i] for i in positions)
         self._recent_total -= sum(1 for i in positions if self.is_recent(uids[i]))
         # each line refers to numbers after the previous expunges took effect
         out = [b"* %d EXPUNGE\r\n" % (index + 1 - done) for done, index in enumerate(positions)]
-        if len(positions) == 1:
-            del uids[positions[0]]
-        else:
-            drop = set(positions)
-            self.uids = array(uids.typecode, (uid for index, uid in enumerate(uids) if index not in drop))
+        uids.delete_positions(positions)
         return out
