@@ -24,6 +24,10 @@ mail_location = maildir:$dir/mail/%u
 mail_uid = vmail
 mail_gid = vmail
 first_valid_uid = 1
+# room for the idle-connection memory benchmark (1,000 sessions of one user from one address)
+default_process_limit = 3000
+default_client_limit = 20000
+mail_max_userip_connections = 5000
 passdb {
   driver = static
   args = password=bench
