@@ -118,7 +118,7 @@ class AppendResult:
     duplicate: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: built 100,000 at a time, and frozen __init__ is 6x slower
 class FetchRow:
     """Metadata of one message; envelope/bodystructure/body are empty unless asked for."""
 
@@ -136,7 +136,7 @@ class FetchRow:
     body: bytes = b""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class MessageChange:
     """A message changed since some MODSEQ: new, flags changed, or expunged."""
 
@@ -720,17 +720,11 @@ class MailStore:
                    f" WHERE m.mailbox_id = $1 AND {where} ORDER BY m.uid")
         async with self._write() as conn:
             rows = await conn.fetch(sql, *params)
-        return [
-            FetchRow(
-                uid=r["uid"], modseq=r["modseq"], flags=r["flags"], keywords=tuple(r["keywords"]),
-                size=r["size"], internal_date=r["internal_date"], saved_at=r["saved_at"],
-                content_hash=r["content_hash"], expunged=r["expunged"],
-                envelope=r["envelope"] if structure else b"",
-                bodystructure=r["bodystructure"] if structure else b"",
-                body=r["body"] if structure else b"",
-            )
-            for r in rows
-        ]
+        # positional access: the hot loop of a 100,000-message FETCH
+        if structure:
+            return [FetchRow(r[0], r[1], r[2], tuple(r[3]), r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11])
+                    for r in rows]
+        return [FetchRow(r[0], r[1], r[2], tuple(r[3]), r[4], r[5], r[6], r[7], r[8]) for r in rows]
 
     async def changes_since(self, mailbox_id: int, modseq: int) -> tuple[list[MessageChange], int]:
         """Messages whose MODSEQ is above ``modseq`` (new, changed, expunged) and the mailbox's
