@@ -34,20 +34,16 @@ def _listener_addrs(config: Any) -> list[tuple[str, str]]:
     return found
 
 
-def _wait_listening(addrs: list[tuple[str, str]], timeout: float) -> bool:
-    from sora_kernel.config import parse_addr
-
+def _wait_ready(ready_dir: str, workers: int, procs: dict[int, Any], timeout: float) -> bool:
+    """Wait until every worker has reported its listeners bound (a marker file each)."""
     deadline = time.monotonic() + timeout
-    pending = list(addrs)
-    while pending and time.monotonic() < deadline:
-        _, addr = pending[0]
-        host, port = parse_addr(addr)
-        try:
-            with socket.create_connection((host if host not in ("0.0.0.0", "::") else "127.0.0.1", port), 0.5):
-                pending.pop(0)
-        except OSError:
-            time.sleep(0.1)
-    return not pending
+    while time.monotonic() < deadline:
+        if len([n for n in os.listdir(ready_dir) if n.startswith("ready-")]) >= workers:
+            return True
+        if all(proc.poll() is not None for proc in procs.values()):
+            return False
+        time.sleep(0.05)
+    return False
 
 
 def _check_ports_free(addrs: list[tuple[str, str]]) -> None:
@@ -99,7 +95,8 @@ def run(config: Any, plugins: Any, path: Path, workers: int) -> None:
     asyncio.run(_prepare(config, plugins))
     count = workers or workers_for(config)
     metrics_dir = tempfile.mkdtemp(prefix="sora-metrics-")
-    env = dict(os.environ, PROMETHEUS_MULTIPROC_DIR=metrics_dir, SORA_CONFIG=str(path))
+    env = dict(os.environ, PROMETHEUS_MULTIPROC_DIR=metrics_dir, SORA_CONFIG=str(path),
+               SORA_READY_DIR=metrics_dir)
     # argon2id allocates ~19 MiB per verify in worker threads; a fixed mmap threshold hands that
     # memory back to the OS instead of letting every thread's malloc arena keep it (glibc)
     env.setdefault("MALLOC_MMAP_THRESHOLD_", "131072")
@@ -131,7 +128,7 @@ def run(config: Any, plugins: Any, path: Path, workers: int) -> None:
         _serve_metrics(metrics_addr, metrics_dir)
     for slot in range(count):
         spawn(slot)
-    if _wait_listening(addrs, 60):
+    if _wait_ready(metrics_dir, count, procs, 60):
         lines = [f"  {name:<16} {addr}" for name, addr in addrs]
         if metrics_addr:
             lines.append(f"  {'metrics':<16} http://{metrics_addr}/metrics")
@@ -187,5 +184,11 @@ def run_worker(config: Any, plugins: Any) -> None:
         backend_options = {"use_uvloop": True}
     except ImportError:
         pass
-    anyio.run(lambda: serve_kernel(config, plugins, reuse_port=True), backend="asyncio",
+    def ready(_listeners: Any) -> None:
+        ready_dir = os.environ.get("SORA_READY_DIR")
+        if ready_dir:
+            with open(os.path.join(ready_dir, f"ready-{os.getpid()}"), "w") as marker:
+                marker.write(" ".join(str(listener) for listener in _listeners))
+
+    anyio.run(lambda: serve_kernel(config, plugins, reuse_port=True, on_ready=ready), backend="asyncio",
               backend_options=backend_options)

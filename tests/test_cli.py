@@ -150,8 +150,9 @@ def test_serve_workers_metrics_and_graceful_stop(configured: Path) -> None:
         assert len(now) == 2 and children[0] not in now
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=30)
-        _, err = proc.communicate()
+        out, err = proc.communicate()
         assert code == 0, err
+        assert "Sora is running with 2 worker(s)" in out
         assert "elected to run node services" in err
         assert "all workers stopped" in err
         assert "worker died; restarting" in err
