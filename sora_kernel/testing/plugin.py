@@ -68,7 +68,21 @@ def kernel_server(sora_server: Callable[..., SoraTestServer]) -> SoraTestServer:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Server logs go to stderr (as in production), so CLI output under test stays clean."""
-    from ..observability import configure_logging
+    """Server logs go through the standard logging module, so pytest captures them per test
+    ("Captured log" on failure) even when a server thread logs between tests."""
+    import logging
 
-    configure_logging(fmt="console", level="info")
+    import structlog
+
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            structlog.dev.ConsoleRenderer(colors=False),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        cache_logger_on_first_use=False,
+    )

@@ -39,7 +39,7 @@ def failing_server(sora_server):
     return server
 
 
-def test_internal_error_in_a_command_is_answered_and_logged(failing_server, raw, capsys):
+def test_internal_error_in_a_command_is_answered_and_logged(failing_server, raw, caplog):
     client = raw(failing_server.port("imap"))
     client.login("r@example.com", "pw")
     assert client.cmd(b"a XBOOM") == b"* OK about to fail\r\na NO [SERVERBUG] Internal error.\r\n"
@@ -48,7 +48,7 @@ def test_internal_error_in_a_command_is_answered_and_logged(failing_server, raw,
     # a handler breaking the contract (no bytes) does not poison the output queue either
     assert client.cmd(b"d XWRONG") == b"d NO [SERVERBUG] Internal error.\r\n"
     assert client.cmd(b"e XFINE") == b"e OK Fine.\r\n"
-    logged = capsys.readouterr().err
+    logged = caplog.text
     assert "imap command failed" in logged
     assert "XBOOM" in logged and "RuntimeError: boom" in logged
     assert "XTRANSIENT" in logged and "TemporaryStoreError" in logged
