@@ -46,7 +46,8 @@ def test_concurrent_migrations_apply_once(sora_database, tmp_path: Path) -> None
 
     results, status, again = asyncio.run(scenario())
     applied = sorted(item for result in results for item in result)
-    assert applied == ["kernel/0001_init.sql", "kernel/0002_mailbox_keywords.sql", "things/0001_things.sql"]
+    assert applied == ["kernel/0001_init.sql", "kernel/0002_mailbox_keywords.sql",
+                       "kernel/0003_internal_date_offset.sql", "things/0001_things.sql"]
     assert all(done for _, _, done in status) and again == []
 
 

@@ -183,3 +183,23 @@ def test_mailbox_remembers_keywords(kernel_server) -> None:
     assert srv.call(srv.store.get_mailbox, account.id, "INBOX").keywords == ("$Label1", "Work")
     srv.call(lambda: srv.store.store_flags(account.id, inbox.id, [(1, 2)], "remove", 0, ["Work"]))
     assert "Work" in srv.call(srv.store.get_mailbox, account.id, "INBOX").keywords  # once defined, kept
+
+
+def test_internal_date_keeps_its_offset(kernel_server) -> None:
+    from datetime import date, datetime, timedelta, timezone
+
+    from sora_kernel import search as s
+
+    srv = kernel_server
+    account = srv.create_account("tz@example.com")
+    inbox = srv.call(srv.store.get_mailbox, account.id, "INBOX")
+    given = datetime(2025, 1, 1, 0, 30, tzinfo=timezone(timedelta(hours=2)))  # 2024-12-31 22:30 UTC
+    srv.call(lambda: srv.store.append(account.id, inbox.id, MSG, internal_date=given))
+    row = srv.call(lambda: srv.store.fetch(inbox.id, [(1, 1)]))[0]
+    assert row.internal_date == given and row.internal_date.utcoffset() == timedelta(hours=2)
+    # SEARCH ON compares the message's own calendar day
+    assert srv.call(srv.store.search, account.id, inbox.id, s.DateIs("internal", "=", date(2025, 1, 1))) == [1]
+    archive = srv.call(srv.store.get_mailbox, account.id, "Archive")
+    srv.call(lambda: srv.store.copy(account.id, inbox.id, [(1, 1)], archive.id))
+    copied = srv.call(lambda: srv.store.fetch(archive.id, [(1, 1)]))[0]
+    assert copied.internal_date.utcoffset() == timedelta(hours=2)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
@@ -167,6 +167,19 @@ def normalize_mailbox_name(name: str) -> str:
     if parts[0].upper() == INBOX:
         parts[0] = INBOX
     return DELIMITER.join(parts)
+
+
+_ZONES: dict[int, timezone] = {0: UTC}
+
+
+def _local(instant: datetime, minutes: int) -> datetime:
+    """An instant shown in the UTC offset it was given with (INTERNALDATE of APPEND)."""
+    if not minutes:
+        return instant
+    zone = _ZONES.get(minutes)
+    if zone is None:
+        zone = _ZONES.setdefault(minutes, timezone(timedelta(minutes=minutes)))
+    return instant.astimezone(zone)
 
 
 def _text(value: str) -> str:
@@ -639,6 +652,8 @@ class MailStore:
         content_hash = blake3.blake3(raw).digest()
         await self.blobs.put(account_id, content_hash, raw)
         when = internal_date or datetime.now(UTC)
+        offset = when.utcoffset() if when.tzinfo else None
+        tz_minutes = int(offset.total_seconds() // 60) if offset else 0
         try:
             async with self._write() as conn:
                 row = await conn.fetchrow(
@@ -647,7 +662,7 @@ class MailStore:
                     _text(parsed.subject), _text(parsed.from_addr), _text(parsed.from_name),
                     _text(parsed.to_addr), _text(parsed.cc_addr), _text(parsed.message_id),
                     _text(parsed.in_reply_to), parsed.sent_date, _text(parsed.header_text),
-                    _text(parsed.body_text), timedelta(seconds=self.delivery_dedup_window),
+                    _text(parsed.body_text), timedelta(seconds=self.delivery_dedup_window), tz_minutes,
                 )
                 if row is not None:
                     return AppendResult(mailbox_id, row["uid"], row["uidvalidity"], row["modseq"],
@@ -712,19 +727,20 @@ class MailStore:
         if structure:
             sql = ("SELECT m.uid, m.modseq, m.flags, m.keywords, m.size, m.internal_date, m.saved_at,"
                    " m.content_hash, m.expunged_at IS NOT NULL AS expunged, c.envelope, c.bodystructure,"
-                   " c.body FROM messages m JOIN message_contents c ON c.account_id = m.account_id"
+                   " c.body, m.internal_tz FROM messages m JOIN message_contents c ON c.account_id = m.account_id"
                    f" AND c.content_hash = m.content_hash WHERE m.mailbox_id = $1 AND {where} ORDER BY m.uid")
         else:
             sql = ("SELECT m.uid, m.modseq, m.flags, m.keywords, m.size, m.internal_date, m.saved_at,"
-                   " m.content_hash, m.expunged_at IS NOT NULL AS expunged FROM messages m"
+                   " m.content_hash, m.expunged_at IS NOT NULL AS expunged, m.internal_tz FROM messages m"
                    f" WHERE m.mailbox_id = $1 AND {where} ORDER BY m.uid")
         async with self._write() as conn:
             rows = await conn.fetch(sql, *params)
         # positional access: the hot loop of a 100,000-message FETCH
         if structure:
-            return [FetchRow(r[0], r[1], r[2], tuple(r[3]), r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11])
-                    for r in rows]
-        return [FetchRow(r[0], r[1], r[2], tuple(r[3]), r[4], r[5], r[6], r[7], r[8]) for r in rows]
+            return [FetchRow(r[0], r[1], r[2], tuple(r[3]), r[4], _local(r[5], r[12]), r[6], r[7], r[8],
+                             r[9], r[10], r[11]) for r in rows]
+        return [FetchRow(r[0], r[1], r[2], tuple(r[3]), r[4], _local(r[5], r[9]), r[6], r[7], r[8])
+                for r in rows]
 
     async def changes_since(self, mailbox_id: int, modseq: int) -> tuple[list[MessageChange], int]:
         """Messages whose MODSEQ is above ``modseq`` (new, changed, expunged) and the mailbox's
@@ -846,7 +862,7 @@ class MailStore:
             f"""
             WITH src AS (
                 SELECT row_number() OVER (ORDER BY m.uid) AS rn, m.uid, m.content_hash, m.size,
-                       m.internal_date, m.flags, m.keywords
+                       m.internal_date, m.internal_tz, m.flags, m.keywords
                   FROM messages m
                  WHERE m.mailbox_id = $1 AND m.account_id = $3 AND m.expunged_at IS NULL AND {where}),
             n AS (SELECT count(*) AS c FROM src),
@@ -856,9 +872,9 @@ class MailStore:
              RETURNING uidnext - n.c AS first_uid, highest_modseq, uidvalidity),
             ins AS (
                 INSERT INTO messages (account_id, mailbox_id, uid, modseq, content_hash, size,
-                                      internal_date, flags, keywords)
+                                      internal_date, internal_tz, flags, keywords)
                 SELECT $3, $2, mb.first_uid + src.rn - 1, mb.highest_modseq, src.content_hash,
-                       src.size, src.internal_date, src.flags, src.keywords
+                       src.size, src.internal_date, src.internal_tz, src.flags, src.keywords
                   FROM src, mb RETURNING uid)
             SELECT src.uid AS src_uid, mb.first_uid + src.rn - 1 AS dst_uid, mb.uidvalidity,
                    mb.highest_modseq,
@@ -964,7 +980,7 @@ class MailStore:
                 elif field == "saved":
                     column = "(m.saved_at AT TIME ZONE 'UTC')::date"
                 else:
-                    column = "(m.internal_date AT TIME ZONE 'UTC')::date"
+                    column = "((m.internal_date + make_interval(mins => m.internal_tz)) AT TIME ZONE 'UTC')::date"
                 return f"{column} {op} {param(day)}::date"
             case s.TextContains(field, value, name):
                 return self._compile_text(field, value, name, params, needs)
@@ -1091,8 +1107,8 @@ c AS (
     ON CONFLICT (account_id, content_hash) DO NOTHING),
 m AS (
     INSERT INTO messages (account_id, mailbox_id, uid, modseq, content_hash, size, internal_date, flags,
-                          keywords, delivery_key)
-    SELECT $2, $1, mb.uid, mb.modseq, $3, $4, $5, $6, $7, $8 FROM mb
+                          keywords, delivery_key, internal_tz)
+    SELECT $2, $1, mb.uid, mb.modseq, $3, $4, $5, $6, $7, $8, $23 FROM mb
     RETURNING uid, modseq)
 SELECT m.uid, m.modseq, mb.uidvalidity,
        pg_notify('{NOTIFY_CHANNEL}', $2::text || ':' || $1::text || ':' || m.modseq::text)
