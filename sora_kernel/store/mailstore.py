@@ -164,6 +164,8 @@ def normalize_mailbox_name(name: str) -> str:
     parts = name.split(DELIMITER)
     if any(part == "" for part in parts):
         raise InvalidName("mailbox name has an empty hierarchy level")
+    if any(part in (".", "..") for part in parts):
+        raise InvalidName("mailbox name has a '.' or '..' hierarchy level")
     if parts[0].upper() == INBOX:
         parts[0] = INBOX
     return DELIMITER.join(parts)

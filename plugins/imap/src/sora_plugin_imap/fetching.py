@@ -30,6 +30,10 @@ class UnknownCte(Exception):
     """BINARY asked for a part whose Content-Transfer-Encoding we cannot decode."""
 
 
+class InvalidContent(Exception):
+    """BINARY asked for a part whose encoded data is broken (e.g. base64 that cannot be decoded)."""
+
+
 def literal(data: bytes) -> bytes:
     """``{n}`` CRLF data; ``~{n}`` when the data holds NUL (BINARY only)."""
     if b"\0" in data:
@@ -137,7 +141,11 @@ def decode_part(raw: bytes, part: tuple[int, ...]) -> bytes:
         try:
             return binascii.a2b_base64(body)
         except binascii.Error:
+            pass
+        try:
             return binascii.a2b_base64(re.sub(rb"[^A-Za-z0-9+/]", b"", body) + b"==")
+        except binascii.Error:
+            raise InvalidContent() from None
     if cte == b"quoted-printable":
         return quopri.decodestring(body)
     raise UnknownCte(cte.decode("ascii", "replace"))

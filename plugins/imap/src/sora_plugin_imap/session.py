@@ -572,7 +572,10 @@ class Session:
         """Send a challenge, return the decoded answer; ``*`` cancels with BAD."""
         await self.flush()
         await self.conn.write(b"+ " + base64.b64encode(challenge) + b"\r\n")
-        line = await self.conn.readline(16384, self.timeout)
+        try:
+            line = await self.conn.readline(16384, self.timeout)
+        except LineTooLong:
+            raise bad("SASL response too long.") from None
         try:
             data = c.decode_sasl_response(line)
         except ParseError:
@@ -1090,6 +1093,8 @@ class Session:
                     self.send(fetching.render(row, seq, plan, selected, raw, seen_changed=update is not None))
                 except fetching.UnknownCte:
                     raise no("Unknown Content-Transfer-Encoding.", "UNKNOWN-CTE") from None
+                except fetching.InvalidContent:
+                    raise no("Invalid data in MIME part.", "PARSE") from None
                 await self.maybe_flush()
         if unreadable:
             raise no("Some messages could not be read.", "UNAVAILABLE")
