@@ -317,6 +317,10 @@ class StructureWriter:
         elif d.content_type is None:
             out.append(b'"text" "plain"')
             text = True
+        elif d.content_type.lower() == b"multipart":
+            # a multipart nested too deep is parsed as a leaf, which Dovecot describes so
+            text = False
+            out.append(b'"application" "octet-stream"')
         else:
             text = d.content_type.lower() == b"text"
             out.append(nstring(d.content_type))
