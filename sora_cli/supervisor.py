@@ -125,7 +125,7 @@ def run(config: Any, plugins: Any, path: Path, workers: int) -> None:
     signal.signal(signal.SIGHUP, on_hup)
     metrics_addr = config.get("metrics", "addr")
     if metrics_addr:
-        _serve_metrics(metrics_addr, metrics_dir)
+        _serve_metrics(metrics_addr, metrics_dir, procs)
     for slot in range(count):
         spawn(slot)
     if _wait_ready(metrics_dir, count, procs, 60):
@@ -159,14 +159,51 @@ def run(config: Any, plugins: Any, path: Path, workers: int) -> None:
         shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
-def _serve_metrics(addr: str, metrics_dir: str) -> None:
-    from prometheus_client import CollectorRegistry, start_http_server
+class WorkerProcessCollector:
+    """Process metrics of every worker, labelled by slot (multiprocess mode has no process_*
+    metrics of its own): resident memory, CPU seconds, open file descriptors, start time."""
+
+    def __init__(self, procs: dict[int, Any]) -> None:
+        self.procs = procs
+        self.ticks = os.sysconf("SC_CLK_TCK")
+        self.page = os.sysconf("SC_PAGE_SIZE")
+
+    def collect(self) -> Any:
+        """Read /proc for each live worker."""
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        memory = GaugeMetricFamily("sora_worker_resident_memory_bytes", "Resident memory of a worker",
+                                   labels=["worker", "pid"])
+        cpu = CounterMetricFamily("sora_worker_cpu_seconds", "CPU time of a worker", labels=["worker", "pid"])
+        fds = GaugeMetricFamily("sora_worker_open_fds", "Open file descriptors of a worker",
+                                labels=["worker", "pid"])
+        for slot, proc in list(self.procs.items()):
+            pid = str(proc.pid)
+            try:
+                with open(f"/proc/{pid}/stat") as fh:
+                    fields = fh.read().rsplit(")", 1)[1].split()
+                open_fds = len(os.listdir(f"/proc/{pid}/fd"))
+            except (OSError, IndexError):
+                continue
+            labels = [str(slot), pid]
+            memory.add_metric(labels, int(fields[21]) * self.page)
+            cpu.add_metric(labels, (int(fields[11]) + int(fields[12])) / self.ticks)
+            fds.add_metric(labels, open_fds)
+        yield memory
+        yield cpu
+        yield fds
+
+
+def _serve_metrics(addr: str, metrics_dir: str, procs: dict[int, Any]) -> None:
+    from prometheus_client import CollectorRegistry, ProcessCollector, start_http_server
     from prometheus_client.multiprocess import MultiProcessCollector
 
     from sora_kernel.config import parse_addr
 
     registry = CollectorRegistry()
     MultiProcessCollector(registry, path=metrics_dir)
+    ProcessCollector(registry=registry)  # the supervisor itself
+    registry.register(WorkerProcessCollector(procs))  # type: ignore[arg-type]
     host, port = parse_addr(addr)
     start_http_server(port, addr=host, registry=registry)
 

@@ -138,6 +138,8 @@ def test_serve_workers_metrics_and_graceful_stop(configured: Path) -> None:
         time.sleep(3)  # workers up and electing a leader
         body = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
         assert "sora_workers_up 2.0" in body
+        assert body.count("sora_worker_resident_memory_bytes{") == 2 and "sora_worker_cpu_seconds_total{" in body
+        assert "process_resident_memory_bytes" in body  # the supervisor's own
         children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
         assert len(children) == 2
         os.kill(int(children[0]), signal.SIGKILL)  # a dying worker is restarted
