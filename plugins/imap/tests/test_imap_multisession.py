@@ -68,7 +68,7 @@ def test_idle_wakes_on_append_by_store_and_other_session(imap_server, raw, accou
     imap_server.call(imap_server.store.append, owner.id, inbox.id, MESSAGE)
     assert a.line() == b"* 1 EXISTS\r\n"
     assert a.line() == b"* 1 RECENT\r\n"
-    assert time.monotonic() - started < 1.5
+    assert time.monotonic() - started < 5  # pushed by NOTIFY, not by the 2-minute keepalive
     b.cmd(b"s SELECT INBOX")
     b.cmd(b"t STORE 1 +FLAGS.SILENT (\\Answered)")
     assert a.line() == b"* 1 FETCH (UID 1 FLAGS (\\Answered \\Recent))\r\n"

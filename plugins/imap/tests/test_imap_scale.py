@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
 
@@ -39,13 +38,10 @@ def test_ten_thousand_messages(session, calls):
         assert out.startswith(b"* %d EXISTS\r\n" % count), out[:200]
     calls.clear()
 
-    started = time.perf_counter()
     out = session.cmd(b"f FETCH 1:* (FLAGS ENVELOPE BODYSTRUCTURE RFC822.SIZE)")
-    elapsed = time.perf_counter() - started
     assert out.count(b" FETCH (") == 10000
     assert out.startswith(b"* 1 FETCH (FLAGS (\\Recent) ENVELOPE (\"Mon, 06 Jan 2025 10:00:00 +0000\" \"scale test\"")
-    assert calls.get("fetch") == 5  # chunks of 2,000
-    assert elapsed < 3, elapsed
+    assert calls.get("fetch") == 5  # chunks of 2,000 (speed is measured by `sora bench imap`)
 
     calls.clear()
     out = session.cmd(b"g STORE 1:* +FLAGS.SILENT (\\Seen)")

@@ -270,7 +270,7 @@ def test_idle_timeout(sora_server: Any, transcript: Any) -> None:
     c.hello()
     started = time.monotonic()
     assert c.reply() == b"421 4.4.2 test.local Idle timeout, closing connection\r\n"
-    assert time.monotonic() - started < 3
+    assert time.monotonic() - started < 15  # the configured 300 ms, not the default
     assert c.closed()
 
 
