@@ -203,3 +203,19 @@ def test_internal_date_keeps_its_offset(kernel_server) -> None:
     srv.call(lambda: srv.store.copy(account.id, inbox.id, [(1, 1)], archive.id))
     copied = srv.call(lambda: srv.store.fetch(archive.id, [(1, 1)]))[0]
     assert copied.internal_date.utcoffset() == timedelta(hours=2)
+
+
+def test_read_dsn_gets_its_own_read_only_pool(sora_server, sora_dsn) -> None:
+    import asyncpg
+
+    srv = sora_server(run_services=False, config={"database": {"dsn": sora_dsn, "read_dsn": sora_dsn}})
+    account = srv.create_account("replica@example.com")
+    assert srv.kernel.db.read is not srv.kernel.db.write
+    assert [a.id for a in srv.call(srv.store.list_accounts)] == [account.id]  # served by the read pool
+
+    async def write_through_read_pool() -> None:
+        async with srv.kernel.db.read.acquire() as conn:
+            await conn.execute("INSERT INTO accounts DEFAULT VALUES")
+
+    with pytest.raises(asyncpg.ReadOnlySQLTransactionError):
+        srv.call(write_through_read_pool)
