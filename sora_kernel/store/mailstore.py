@@ -233,7 +233,12 @@ def _ranges_sql(ranges: UidRanges, params: list[Any], column: str = "m.uid") -> 
 
 
 class MailStore:
-    """Accounts, mailboxes and messages in PostgreSQL, bodies in the blob store."""
+    """Accounts, mailboxes and messages in PostgreSQL, bodies in the blob store.
+
+    The read pool (a replica when ``read_dsn`` is set) serves only lookups that tolerate
+    replication lag: accounts, credentials, quotas. Mailboxes, messages and SEARCH read the
+    primary, so a session always sees its own writes.
+    """
 
     def __init__(self, db: Database, blobs: BlobStore, *, delivery_dedup_window: float = 86400) -> None:
         self.db = db
@@ -453,7 +458,7 @@ class MailStore:
 
     async def list_mailboxes(self, account_id: int) -> list[Mailbox]:
         """Every live mailbox of an account, by name."""
-        async with self._read() as conn:
+        async with self._write() as conn:
             rows = await conn.fetch(
                 f"SELECT {_MAILBOX_COLUMNS} FROM mailboxes WHERE account_id = $1 AND deleted_at IS NULL"
                 " ORDER BY name", account_id)
@@ -465,7 +470,7 @@ class MailStore:
             name = normalize_mailbox_name(name)
         except InvalidName:
             return None
-        async with self._read() as conn:
+        async with self._write() as conn:
             row = await conn.fetchrow(
                 f"SELECT {_MAILBOX_COLUMNS} FROM mailboxes WHERE account_id = $1 AND name = $2"
                 " AND deleted_at IS NULL", account_id, name)
@@ -622,7 +627,7 @@ class MailStore:
 
     async def list_subscriptions(self, account_id: int) -> list[str]:
         """Subscribed names."""
-        async with self._read() as conn:
+        async with self._write() as conn:
             rows = await conn.fetch(
                 "SELECT name FROM subscriptions WHERE account_id = $1 ORDER BY name", account_id)
         return [r["name"] for r in rows]
@@ -939,7 +944,7 @@ class MailStore:
                 if needs_contents[0] else "")
         sql = (f"SELECT m.uid FROM messages m{join} WHERE m.mailbox_id = $1 AND m.account_id = $2"
                f" AND m.expunged_at IS NULL AND ({where}) ORDER BY m.uid")
-        async with self._read() as conn:
+        async with self._write() as conn:
             rows = await conn.fetch(sql, *params)
         return [r["uid"] for r in rows]
 
