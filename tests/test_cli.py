@@ -181,3 +181,37 @@ def test_serve_refuses_a_port_in_use(configured: Path) -> None:
         result = sora("serve", config=configured, env=env, timeout=60)
     assert result.returncode == 1
     assert f"[imap] cannot listen on 127.0.0.1:{port}: Address already in use" in result.stderr
+
+
+def test_accounts_update_password_and_quota(configured: Path) -> None:
+    created = sora("accounts", "create", "--email", "u@example.com", "--password", "old", config=configured)
+    assert created.returncode == 0
+    updated = sora("accounts", "update", "--email", "u@example.com", "--password-stdin", "--quota", "1mb",
+                   "--quota-messages", "10", config=configured, input="new\n")
+    assert updated.returncode == 0, updated.stderr
+    shown = sora("accounts", "show", "--email", "u@example.com", config=configured)
+    assert '"quota_bytes": 1048576' in shown.stdout and '"quota_messages": 10' in shown.stdout
+    check = sora("config", "validate", config=configured)
+    assert check.returncode == 0
+    login = subprocess.run(
+        [sys.executable, "-c", (
+            "import asyncio, sys\n"
+            "from sora_kernel.kernel import Kernel, load_config\n"
+            "from sora_kernel.types import AuthRequest\n"
+            "from pathlib import Path\n"
+            "async def main():\n"
+            "    config, plugins = load_config(Path(sys.argv[1]))\n"
+            "    kernel = Kernel(config, plugins)\n"
+            "    await kernel.start(migrate=False)\n"
+            "    new = await kernel.authenticate(AuthRequest('test', 'u@example.com', 'new'))\n"
+            "    old = await kernel.authenticate(AuthRequest('test', 'u@example.com', 'old'))\n"
+            "    await kernel.stop()\n"
+            "    print(new is not None, old is None)\n"
+            "asyncio.run(main())\n"), str(configured)],
+        capture_output=True, text=True, timeout=60)
+    assert login.stdout.split() == ["True", "True"], login.stderr
+    unlimited = sora("accounts", "update", "--email", "u@example.com", "--quota", "none", config=configured)
+    assert unlimited.returncode == 0
+    assert '"quota_bytes": null' in sora("accounts", "show", "--email", "u@example.com", config=configured).stdout
+    missing = sora("accounts", "update", "--email", "nobody@example.com", "--quota", "1mb", config=configured)
+    assert missing.returncode == 1 and "no account" in missing.stderr
