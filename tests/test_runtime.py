@@ -112,16 +112,11 @@ def test_database_pool_metrics_sampled(sora_server) -> None:
     assert srv.kernel.registry.get_sample_value("sora_db_pool_connections", labels) >= 1
 
 
-def test_stalled_tls_handshake_ends_quietly(sora_server, tmp_path) -> None:
+def test_stalled_tls_handshake_ends_quietly(sora_server, sora_certificate) -> None:
     """A client that never completes the handshake is dropped without a session failure."""
-    import subprocess
-
     from sora_kernel.net.tls import load_tls_context
 
-    cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
-                    str(cert), "-days", "1", "-subj", "/CN=localhost"], check=True, capture_output=True)
-    context = load_tls_context(cert, key)
+    context = load_tls_context(*sora_certificate)
     outcome: list[str] = []
 
     async def handler(conn: Connection) -> None:

@@ -86,3 +86,19 @@ def pytest_configure(config: pytest.Config) -> None:
         logger_factory=structlog.stdlib.LoggerFactory(),
         cache_logger_on_first_use=False,
     )
+
+
+@pytest.fixture(scope="session")
+def sora_certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate and key for ``localhost`` (PEM files), for STARTTLS/implicit-TLS
+    tests: pass them as ``config={"tls": {"cert_file": ..., "key_file": ...}}``."""
+    import subprocess
+
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+         "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=DNS:localhost,DNS:test.local,IP:127.0.0.1"],
+        check=True, capture_output=True)
+    return cert, key

@@ -6,10 +6,8 @@ import base64
 import imaplib
 import socket
 import ssl
-import subprocess
 import time
 from contextlib import ExitStack
-from pathlib import Path
 
 import pytest
 
@@ -186,16 +184,11 @@ def test_cross_account_isolation(imap_server, raw):
 
 
 @pytest.fixture(scope="module")
-def tls_server(sora_database, tmp_path_factory):
+def tls_server(sora_database, tmp_path_factory, sora_certificate):
     """A server with a self-signed certificate, cleartext auth off, small limits and timeouts."""
     from sora_kernel.testing import start_test_server
 
-    folder: Path = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=test.local",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True)
+    cert, key = sora_certificate
     config = {
         "tls": {"cert_file": str(cert), "key_file": str(key)},
         "imap": {"allow_cleartext_auth": False, "tls_addr": "127.0.0.1:0", "max_literal_size": "1kb",
@@ -203,7 +196,8 @@ def tls_server(sora_database, tmp_path_factory):
         "auth": {"failure_delay": "0.3s"},
     }
     with ExitStack() as stack:
-        server = start_test_server(stack, sora_database, folder / "data", plugins=["imap"], config=config)
+        data_dir = tmp_path_factory.mktemp("tls") / "data"
+        server = start_test_server(stack, sora_database, data_dir, plugins=["imap"], config=config)
         server.create_account("tls@example.com", "pw")
         yield server
 

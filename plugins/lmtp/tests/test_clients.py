@@ -8,7 +8,6 @@ import json
 import smtplib
 import socket
 import ssl
-import subprocess
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -81,14 +80,9 @@ def test_delivery_actions_from_another_plugin(sora_server: Any, transcript: Any,
 
 
 @pytest.fixture(scope="session")
-def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A self-signed certificate for localhost (made by the openssl command)."""
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-subj", "/CN=localhost", "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True)
-    return cert, key
+def certificate(sora_certificate: tuple[Path, Path]) -> tuple[Path, Path]:
+    """The kernel's shared self-signed test certificate."""
+    return sora_certificate
 
 
 def _client_context() -> ssl.SSLContext:

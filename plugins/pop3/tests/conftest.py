@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,15 +23,9 @@ def pop3_env(sora_server: Callable[..., SoraTestServer]) -> Pop3Env:
 
 
 @pytest.fixture(scope="session")
-def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A self-signed certificate and key (``cryptography`` is not installed: openssl)."""
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-         "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=localhost"],
-        check=True, capture_output=True)
-    return cert, key
+def certificate(sora_certificate: tuple[Path, Path]) -> tuple[Path, Path]:
+    """The kernel's shared self-signed test certificate."""
+    return sora_certificate
 
 
 @pytest.fixture
