@@ -34,3 +34,13 @@ def test_dot_dot_mailbox_names_are_refused(session) -> None:
     assert session.cmd(b't CREATE "../x"') == b"t NO [CANNOT] Invalid mailbox name.\r\n"
     assert session.cmd(b't2 CREATE ".."') == b"t2 NO [CANNOT] Invalid mailbox name.\r\n"
     assert session.cmd(b't3 CREATE "a/./b"') == b"t3 NO [CANNOT] Invalid mailbox name.\r\n"
+
+
+def test_append_date_time_comes_back_with_its_offset(session) -> None:
+    message = b"From: a@b.c\r\nSubject: dated\r\n\r\nbody\r\n"
+    session.send(b'A APPEND INBOX "01-Jan-2025 10:00:00 +0130" {%d+}\r\n' % len(message) + message + b"\r\n")
+    assert session.until(b"A").splitlines()[-1].startswith(b"A OK [APPENDUID ")
+    assert session.cmd(b"S SELECT INBOX").splitlines()[-1].startswith(b"S OK")
+    assert session.cmd(b"F FETCH 1 INTERNALDATE") == (
+        b'* 1 FETCH (INTERNALDATE "01-Jan-2025 10:00:00 +0130")\r\nF OK Fetch completed.\r\n')
+    assert session.cmd(b"G SEARCH ON 1-Jan-2025") == b"* SEARCH 1\r\nG OK Search completed.\r\n"

@@ -360,7 +360,7 @@ def test_append_errors(session):
     assert out.startswith(b"B OK [APPENDUID ")
     session.cmd(b"a EXAMINE INBOX")
     assert session.cmd(b"b FETCH 1 (FLAGS INTERNALDATE)") == (
-        b'* 1 FETCH (FLAGS (\\Draft \\Recent) INTERNALDATE "05-Jan-2025 11:30:00 +0000")\r\n'
+        b'* 1 FETCH (FLAGS (\\Draft \\Recent) INTERNALDATE "05-Jan-2025 12:30:00 +0100")\r\n'
         b"b OK Fetch completed.\r\n"
     )
     session.send(b"C APPEND INBOX {0+}\r\n\r\n")

@@ -11,7 +11,7 @@ import quopri
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sora_kernel.mime import extract_section
 from sora_kernel.store.mailstore import FetchRow
@@ -41,20 +41,24 @@ def literal(data: bytes) -> bytes:
     return b"{%d}\r\n" % len(data) + data
 
 
-_date_cache: dict[datetime, bytes] = {}
+_date_cache: dict[tuple[datetime, timedelta | None], bytes] = {}
 
 
 def internaldate(value: datetime) -> bytes:
-    """``"17-Jul-1996 02:44:25 +0000"`` in UTC (the store keeps instants, not offsets)."""
-    cached = _date_cache.get(value)
+    """``"17-Jul-1996 02:44:25 -0700"`` in the UTC offset the store kept (APPEND's, else +0000)."""
+    key = (value, value.utcoffset())  # equal instants with other offsets compare equal: key both
+    cached = _date_cache.get(key)
     if cached is not None:
         return cached
-    utc = value.astimezone(UTC) if value.tzinfo else value
-    text = b'"%02d-%s-%04d %02d:%02d:%02d +0000"' % (
-        utc.day, MONTHS[utc.month - 1].encode(), utc.year, utc.hour, utc.minute, utc.second)
+    local = value if value.tzinfo else value.replace(tzinfo=UTC)
+    minutes = int(local.utcoffset().total_seconds() // 60)  # type: ignore[union-attr]
+    hours, mins = divmod(abs(minutes), 60)
+    text = b'"%02d-%s-%04d %02d:%02d:%02d %s%02d%02d"' % (
+        local.day, MONTHS[local.month - 1].encode(), local.year, local.hour, local.minute, local.second,
+        b"-" if minutes < 0 else b"+", hours, mins)
     if len(_date_cache) > 50000:
         _date_cache.clear()
-    _date_cache[value] = text
+    _date_cache[key] = text
     return text
 
 
