@@ -98,9 +98,12 @@ class Rfc822Parser:
                 return -1
         return 1 if self.pos < self.end else 0
 
-    def parse_atom(self, out: bytearray) -> int:
-        """atom = 1*atext [CFWS]."""
-        m = _RE_ATEXT.match(self.data, self.pos)
+    def _take(self, pattern: re.Pattern[bytes], out: bytearray) -> int:
+        """Append what ``pattern`` matches here, then skip white space and comments.
+
+        -1 when nothing matches, 0 at the end of the data, else skip_lwsp()'s answer.
+        """
+        m = pattern.match(self.data, self.pos)
         if m is None:
             return -1
         out += m.group()
@@ -108,6 +111,10 @@ class Rfc822Parser:
         if self.pos >= self.end:
             return 0
         return self.skip_lwsp()
+
+    def parse_atom(self, out: bytearray) -> int:
+        """atom = 1*atext [CFWS]."""
+        return self._take(_RE_ATEXT, out)
 
     def parse_dot_atom(self, out: bytearray) -> int:
         """dot-atom, allowing whitespace around the dots (RFC 822 style)."""
@@ -134,13 +141,7 @@ class Rfc822Parser:
 
     def parse_mime_token(self, out: bytearray) -> int:
         """MIME token (may be empty)."""
-        m = _RE_TOKEN.match(self.data, self.pos)
-        assert m is not None
-        out += m.group()
-        self.pos = m.end()
-        if self.pos >= self.end:
-            return 0
-        return self.skip_lwsp()
+        return self._take(_RE_TOKEN, out)  # the pattern matches the empty string too
 
     def parse_quoted_string(self, out: bytearray) -> int:
         """quoted-string; the cursor is on '"'."""
@@ -177,13 +178,7 @@ class Rfc822Parser:
         return -1
 
     def _parse_atom_or_dot(self, out: bytearray) -> int:
-        m = _RE_ATEXT_OR_DOT.match(self.data, self.pos)
-        assert m is not None
-        out += m.group()
-        self.pos = m.end()
-        if self.pos >= self.end:
-            return 0
-        return self.skip_lwsp()
+        return self._take(_RE_ATEXT_OR_DOT, out)
 
     def parse_phrase(self, out: bytearray) -> int:
         """phrase = 1*word / obs-phrase; words are joined with one space."""
