@@ -3,7 +3,8 @@
 Every method is one or a few round trips whatever the number of messages involved. UIDs and
 MODSEQs are allocated by updating the mailbox row inside the statement that inserts or changes the
 messages, so one mailbox's writers are serialised and nobody else's are. Each committed change
-sends ``NOTIFY sora_changes, 'account:mailbox:modseq'`` for the event hub.
+sends ``NOTIFY sora_changes, 'kind:account:mailbox:modseq'`` for the event hub, from the statement that
+makes the change (no extra round trip); :mod:`sora_kernel.events` describes the kinds.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from ..errors import (
     StoreError,
     TemporaryStoreError,
 )
+from ..events import NOTIFY_CHANNEL, ChangeKind
 from ..flags import DELETED, SEEN
 from ..mime import ParsedMessage, normalize_crlf, parse_message
 from .database import Database
@@ -33,7 +35,6 @@ from .database import Database
 if TYPE_CHECKING:
     from ..interfaces import BlobStore
 
-NOTIFY_CHANNEL = "sora_changes"
 INBOX = "INBOX"
 DELIMITER = "/"
 DEFAULT_MAILBOXES: tuple[tuple[str, str | None], ...] = (
@@ -51,6 +52,24 @@ _CONNECTION_ERRORS = (OSError, asyncpg.InterfaceError, asyncpg.CannotConnectNowE
                       asyncpg.ConnectionDoesNotExistError, TimeoutError)
 
 UidRanges = Sequence[tuple[int, int]]
+
+
+def _notify_sql(kind: ChangeKind, account: str, mailbox: str, modseq: str) -> str:
+    """The ``pg_notify`` of one change over SQL expressions for its numbers, to call in the statement
+    that makes the change; its payload is ``kind:account:mailbox:modseq`` (see :mod:`sora_kernel.events`)."""
+    return (f"pg_notify('{NOTIFY_CHANNEL}', '{kind.value}:' || ({account})::text || ':' || ({mailbox})::text"
+            f" || ':' || ({modseq})::text)")
+
+
+# a missing parent of a mailbox being created or renamed into, announced like the mailbox itself
+_CREATE_PARENT_SQL = f"""
+WITH ins AS (
+    INSERT INTO mailboxes (account_id, name, uidvalidity)
+    SELECT $1, $2, nextval('mailbox_uidvalidity_seq') WHERE NOT EXISTS
+           (SELECT 1 FROM mailboxes WHERE account_id = $1 AND name = $2 AND deleted_at IS NULL)
+ RETURNING id, account_id, highest_modseq)
+SELECT {_notify_sql(ChangeKind.MAILBOX_CREATE, "account_id", "id", "highest_modseq")} FROM ins
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -438,13 +457,13 @@ class MailStore:
     async def _create_default_mailboxes(self, conn: asyncpg.Connection, account_id: int) -> None:
         for name, special_use in DEFAULT_MAILBOXES:
             await conn.execute(
-                "INSERT INTO mailboxes (account_id, name, uidvalidity, special_use)"
-                " VALUES ($1, $2, nextval('mailbox_uidvalidity_seq'), $3) ON CONFLICT DO NOTHING",
+                "WITH ins AS (INSERT INTO mailboxes (account_id, name, uidvalidity, special_use)"
+                " VALUES ($1, $2, nextval('mailbox_uidvalidity_seq'), $3) ON CONFLICT DO NOTHING"
+                " RETURNING id, account_id, highest_modseq)"
+                f" SELECT {_notify_sql(ChangeKind.MAILBOX_CREATE, 'account_id', 'id', 'highest_modseq')} FROM ins",
                 account_id, name, special_use,
             )
-            await conn.execute(
-                "INSERT INTO subscriptions (account_id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                account_id, name)
+            await conn.execute(_SUBSCRIBE_SQL, account_id, name)
 
     async def ensure_default_mailboxes(self, account_id: int) -> None:
         """Create INBOX and the special-use mailboxes if INBOX is missing (first use)."""
@@ -522,15 +541,13 @@ class MailStore:
                 account_id, special_use):
                 raise AlreadyExists(f"another mailbox already has {special_use}")
             for depth in range(1, len(parts)):
-                await conn.execute(
-                    "INSERT INTO mailboxes (account_id, name, uidvalidity)"
-                    " SELECT $1, $2, nextval('mailbox_uidvalidity_seq') WHERE NOT EXISTS"
-                    " (SELECT 1 FROM mailboxes WHERE account_id = $1 AND name = $2 AND deleted_at IS NULL)",
-                    account_id, DELIMITER.join(parts[:depth]))
+                await conn.execute(_CREATE_PARENT_SQL, account_id, DELIMITER.join(parts[:depth]))
             row = await conn.fetchrow(
-                "INSERT INTO mailboxes (account_id, name, uidvalidity, special_use)"
+                "WITH ins AS (INSERT INTO mailboxes (account_id, name, uidvalidity, special_use)"
                 " VALUES ($1, $2, nextval('mailbox_uidvalidity_seq'), $3)"
-                f" RETURNING {_MAILBOX_COLUMNS}", account_id, name, special_use)
+                f" RETURNING {_MAILBOX_COLUMNS})"
+                f" SELECT *, {_notify_sql(ChangeKind.MAILBOX_CREATE, 'account_id', 'id', 'highest_modseq')}"
+                " FROM ins", account_id, name, special_use)
         return _mailbox(row)
 
     async def delete_mailbox(self, account_id: int, name: str) -> None:
@@ -554,11 +571,11 @@ class MailStore:
                 raise AlreadyExists(f"mailbox {name} has child mailboxes; delete them first")
             modseq = await conn.fetchval(
                 "UPDATE mailboxes SET deleted_at = now(), highest_modseq = highest_modseq + 1"
-                " WHERE id = $1 RETURNING highest_modseq", row["id"])
+                " WHERE id = $1 RETURNING highest_modseq,"
+                f" {_notify_sql(ChangeKind.MAILBOX_DELETE, 'account_id', 'id', 'highest_modseq')}", row["id"])
             await conn.execute(
                 "UPDATE messages SET expunged_at = now(), modseq = $2 WHERE mailbox_id = $1"
                 " AND expunged_at IS NULL", row["id"], modseq)
-            await self._notify(conn, account_id, row["id"], modseq)
 
     async def rename_mailbox(self, account_id: int, old: str, new: str) -> None:
         """Rename a mailbox and its children; renaming INBOX moves its messages to the new name."""
@@ -580,25 +597,27 @@ class MailStore:
                 raise AlreadyExists(f"mailbox {new} already exists")
             parts = new.split(DELIMITER)
             for depth in range(1, len(parts)):
-                await conn.execute(
-                    "INSERT INTO mailboxes (account_id, name, uidvalidity)"
-                    " SELECT $1, $2, nextval('mailbox_uidvalidity_seq') WHERE NOT EXISTS"
-                    " (SELECT 1 FROM mailboxes WHERE account_id = $1 AND name = $2 AND deleted_at IS NULL)",
-                    account_id, DELIMITER.join(parts[:depth]))
+                await conn.execute(_CREATE_PARENT_SQL, account_id, DELIMITER.join(parts[:depth]))
             if old == INBOX:
                 # INBOX stays; its messages move to a new mailbox with the new name (RFC 3501 6.3.5).
                 target = await conn.fetchrow(
-                    "INSERT INTO mailboxes (account_id, name, uidvalidity)"
-                    " VALUES ($1, $2, nextval('mailbox_uidvalidity_seq')) RETURNING id", account_id, new)
+                    "WITH ins AS (INSERT INTO mailboxes (account_id, name, uidvalidity)"
+                    " VALUES ($1, $2, nextval('mailbox_uidvalidity_seq')) RETURNING id, account_id, highest_modseq)"
+                    f" SELECT id, {_notify_sql(ChangeKind.MAILBOX_CREATE, 'account_id', 'id', 'highest_modseq')}"
+                    " FROM ins", account_id, new)
                 await self._move_all(conn, account_id, source["id"], target["id"])
                 return
             await conn.execute(
-                "UPDATE mailboxes SET name = $3 || substr(name, $4)"
-                " WHERE account_id = $1 AND deleted_at IS NULL AND (name = $2 OR left(name, $5) = $6)",
+                "WITH upd AS (UPDATE mailboxes SET name = $3 || substr(name, $4)"
+                " WHERE account_id = $1 AND deleted_at IS NULL AND (name = $2 OR left(name, $5) = $6)"
+                " RETURNING id, account_id, highest_modseq)"
+                f" SELECT {_notify_sql(ChangeKind.MAILBOX_RENAME, 'account_id', 'id', 'highest_modseq')} FROM upd",
                 account_id, old, new, len(old) + 1, len(old) + 1, old + DELIMITER)
             await conn.execute(
-                "UPDATE subscriptions SET name = $3 || substr(name, $4)"
-                " WHERE account_id = $1 AND (name = $2 OR left(name, $5) = $6)",
+                "WITH upd AS (UPDATE subscriptions SET name = $3 || substr(name, $4)"
+                " WHERE account_id = $1 AND (name = $2 OR left(name, $5) = $6) RETURNING account_id)"
+                f" SELECT {_notify_sql(ChangeKind.SUBSCRIPTION, 'account_id', '0', '0')}"
+                " FROM (SELECT DISTINCT account_id FROM upd) u",
                 account_id, old, new, len(old) + 1, len(old) + 1, old + DELIMITER)
 
     async def _move_all(self, conn: asyncpg.Connection, account_id: int, source_id: int, target_id: int) -> None:
@@ -612,17 +631,17 @@ class MailStore:
         """Subscribe to a name (the mailbox need not exist)."""
         name = normalize_mailbox_name(name)
         async with self._write() as conn:
-            await conn.execute(
-                "INSERT INTO subscriptions (account_id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                account_id, name)
+            await conn.execute(_SUBSCRIBE_SQL, account_id, name)
 
     async def unsubscribe(self, account_id: int, name: str) -> None:
         """Remove a subscription; NotFound when there was none."""
         name = normalize_mailbox_name(name)
         async with self._write() as conn:
-            result = await conn.execute(
-                "DELETE FROM subscriptions WHERE account_id = $1 AND name = $2", account_id, name)
-        if result.endswith(" 0"):
+            removed = await conn.fetch(
+                "WITH del AS (DELETE FROM subscriptions WHERE account_id = $1 AND name = $2 RETURNING account_id)"
+                f" SELECT {_notify_sql(ChangeKind.SUBSCRIPTION, 'account_id', '0', '0')} FROM del",
+                account_id, name)
+        if not removed:
             raise NotFound(f"not subscribed to {name}")
 
     async def list_subscriptions(self, account_id: int) -> list[str]:
@@ -823,7 +842,7 @@ class MailStore:
                  WHERE {unchanged} IS NOT NULL AND m.mailbox_id = $1 AND m.expunged_at IS NULL
                    AND {where} AND m.modseq > {unchanged})
             SELECT 'c' AS kind, uid, modseq, flags, keywords,
-                   pg_notify('{NOTIFY_CHANNEL}', $2::text || ':' || $1::text || ':' || modseq::text)
+                   {_notify_sql(ChangeKind.MESSAGE_FLAGS, "$2", "$1", "modseq")}
               FROM upd
             UNION ALL
             SELECT 'r', uid, 0, 0, '{{}}'::text[], NULL FROM refused
@@ -885,7 +904,7 @@ class MailStore:
                   FROM src, mb RETURNING uid)
             SELECT src.uid AS src_uid, mb.first_uid + src.rn - 1 AS dst_uid, mb.uidvalidity,
                    mb.highest_modseq,
-                   pg_notify('{NOTIFY_CHANNEL}', $3::text || ':' || $2::text || ':' || mb.highest_modseq::text)
+                   {_notify_sql(ChangeKind.MESSAGE_NEW, "$3", "$2", "mb.highest_modseq")}
               FROM src, mb ORDER BY src.uid
             """,
             *params,
@@ -928,7 +947,7 @@ class MailStore:
             upd AS (
                 UPDATE messages m SET expunged_at = now(), modseq = mb.highest_modseq
                   FROM mb, target WHERE m.id = target.id RETURNING m.uid, m.modseq)
-            SELECT uid, pg_notify('{NOTIFY_CHANNEL}', $2::text || ':' || $1::text || ':' || modseq::text)
+            SELECT uid, {_notify_sql(ChangeKind.MESSAGE_EXPUNGE, "$2", "$1", "modseq")}
               FROM upd ORDER BY uid
             """,
             *params,
@@ -1084,10 +1103,13 @@ class MailStore:
     def _read(self) -> Any:
         return self.db.read.acquire()
 
-    @staticmethod
-    async def _notify(conn: asyncpg.Connection, account_id: int, mailbox_id: int, modseq: int) -> None:
-        await conn.execute("SELECT pg_notify($1, $2)", NOTIFY_CHANNEL, f"{account_id}:{mailbox_id}:{modseq}")
 
+# announced only when the row is new: subscribing twice is not a change
+_SUBSCRIBE_SQL = f"""
+WITH ins AS (
+    INSERT INTO subscriptions (account_id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING RETURNING account_id)
+SELECT {_notify_sql(ChangeKind.SUBSCRIPTION, "account_id", "0", "0")} FROM ins
+"""
 
 _APPEND_SQL = f"""
 WITH q AS (
@@ -1118,7 +1140,7 @@ m AS (
     SELECT $2, $1, mb.uid, mb.modseq, $3, $4, $5, $6, $7, $8, $23 FROM mb
     RETURNING uid, modseq)
 SELECT m.uid, m.modseq, mb.uidvalidity,
-       pg_notify('{NOTIFY_CHANNEL}', $2::text || ':' || $1::text || ':' || m.modseq::text)
+       {_notify_sql(ChangeKind.MESSAGE_NEW, "$2", "$1", "m.modseq")}
   FROM m, mb
 """
 
