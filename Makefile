@@ -24,6 +24,7 @@ run: install
 lint: install
 	$(BIN)/ruff check sora_kernel sora_cli plugins contrib tests
 	$(BIN)/mypy sora_kernel sora_cli
+	$(BIN)/mypy $(foreach p,$(PLUGIN_DIRS),$(p)src)
 
 test: install lint
 	$(BIN)/python -m pytest -q -p no:randomly

@@ -1,6 +1,6 @@
 """The kernel's own hook implementations: its config sections, migrations and the defaults
 (database authentication, recipient lookup, filesystem blobs, TLS from files) that plugins can
-precede."""
+precede. Being the kernel's, they see the concrete :class:`~sora_kernel.kernel.Kernel`."""
 
 from __future__ import annotations
 
@@ -105,8 +105,14 @@ def sora_blob_store(kernel: Kernel) -> BlobStore | None:
 
 @hookimpl(trylast=True)
 async def sora_authenticate(kernel: Kernel, request: AuthRequest) -> Principal | None:
-    """Check the password against the credential in the database (dummy work for unknown users)."""
+    """Check the password against the credential in the database (dummy work for unknown users).
+
+    A login whose mechanism already proved the secret (SCRAM, ``request.proven``) is accepted as proven.
+    """
     from .auth import dummy_verify_async, verify_password_async
+
+    if request.proven is not None:
+        return request.proven
 
     username = strip_detail(request.username, kernel.config.get("delivery", "subaddress_separator"))
     record = await kernel.store.lookup_login(username)

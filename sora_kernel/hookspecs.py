@@ -1,7 +1,10 @@
-"""Every hook a Sora plugin can implement: the plugin contract.
+"""The kernel's hooks: the protocol-neutral plugin contract.
 
-Hooks are plain pluggy hooks. A hook that does I/O returns an awaitable (define it ``async def``);
-the kernel's facade (:mod:`sora_kernel.plugins`) awaits it. No async hook is ``firstresult``: for
+Protocol-specific extension points live with their protocol: a plugin declares its own hook specs in
+``sora_addhooks`` (the IMAP plugin's ``sora_imap_*`` hooks, for example).
+
+Hooks are plain pluggy hooks. A hook that does I/O returns an awaitable (define it ``async def``); the
+kernel's facade (:mod:`sora_kernel.plugins`) awaits it. No async hook is ``firstresult``: for
 "who provides X" hooks the facade takes the first non-None result after awaiting, asking plugins in
 reverse registration order (the last enabled plugin first, the kernel's built-in defaults last).
 
@@ -11,7 +14,7 @@ Every hook here is documented in PLUGINS.md; ``tests/test_docs.py`` fails when o
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pluggy
 
@@ -20,8 +23,8 @@ if TYPE_CHECKING:
 
     import typer
 
-    from .interfaces import BlobStore, ConnectionInfo
-    from .kernel import Kernel
+    from .interfaces import BlobStore, ConnectionInfo, KernelServices
+    from .plugins import HookRegistrar
     from .types import (
         AuthRequest,
         ConfigSection,
@@ -42,6 +45,15 @@ hookimpl = pluggy.HookimplMarker("sora")
 # --- lifecycle -------------------------------------------------------------------------------
 
 
+@hookspec(historic=True)
+def sora_addhooks(hooks: HookRegistrar) -> None:
+    """Declare this plugin's own hook specs: ``hooks.add(module)`` (pytest's ``pytest_addhooks``).
+
+    Sync. Called when the plugin is registered, before unknown hook names are checked, so other
+    plugins may implement the hooks a plugin declares here whatever their order in the config.
+    """
+
+
 @hookspec
 def sora_config_sections() -> list[ConfigSection]:
     """Declare this plugin's configuration sections (name, typed settings, defaults).
@@ -51,7 +63,7 @@ def sora_config_sections() -> list[ConfigSection]:
 
 
 @hookspec
-def sora_configure(kernel: Kernel) -> None:
+def sora_configure(kernel: KernelServices) -> None:
     """Validate cross-key configuration and keep a reference to the kernel.
 
     Sync. Called once after the configuration is loaded; raise ``ConfigError`` to stop start-up.
@@ -67,7 +79,7 @@ def sora_migrations() -> list[Migration]:
 
 
 @hookspec
-def sora_services(kernel: Kernel) -> list[ServiceSpec]:
+def sora_services(kernel: KernelServices) -> list[ServiceSpec]:
     """Return long-running services (listeners, workers) to run in the kernel's task group.
 
     Sync. Called by ``sora serve`` once per worker process. Two services with the same
@@ -84,7 +96,7 @@ def sora_cli(app: typer.Typer, bench: typer.Typer) -> None:
 
 
 @hookspec
-def sora_health_checks(kernel: Kernel) -> list[HealthCheck]:
+def sora_health_checks(kernel: KernelServices) -> list[HealthCheck]:
     """Return component checks reported by ``sora health`` and the health endpoint. Sync."""
 
 
@@ -92,16 +104,26 @@ def sora_health_checks(kernel: Kernel) -> list[HealthCheck]:
 
 
 @hookspec
-def sora_authenticate(kernel: Kernel, request: AuthRequest) -> Awaitable[Principal | None] | None:
-    """Decide a login: return (an awaitable of) a Principal, or None to let the next plugin decide.
+def sora_auth_precheck(kernel: KernelServices, request: AuthRequest) -> str | None:
+    """Veto a login attempt before any credential is checked: return a reason to refuse, else None.
 
-    Async-capable. The kernel's default implementation checks the database credentials and runs
-    last; a plugin (LDAP, OAuth, remote lookup) that answers first wins.
+    Sync; must be fast (a rate limiter's counters). ``request.password`` may be "" (SASL). A refused
+    attempt fails exactly like a wrong password and is reported to ``sora_auth_result``.
     """
 
 
 @hookspec
-def sora_auth_result(kernel: Kernel, request: AuthRequest, principal: Principal | None) -> None:
+def sora_authenticate(kernel: KernelServices, request: AuthRequest) -> Awaitable[Principal | None] | None:
+    """Decide a login: return (an awaitable of) a Principal, or None to let the next plugin decide.
+
+    Async-capable. Asked for every protocol and mechanism. The kernel's default runs last: it checks
+    the password against the database, or accepts ``request.proven`` when the mechanism (SCRAM) has
+    already proved the secret; a plugin (LDAP, OAuth, remote lookup) that answers first wins.
+    """
+
+
+@hookspec
+def sora_auth_result(kernel: KernelServices, request: AuthRequest, principal: Principal | None) -> None:
     """Observe every login result (rate limiter, cluster sync, audit). Sync; must not block."""
 
 
@@ -109,7 +131,7 @@ def sora_auth_result(kernel: Kernel, request: AuthRequest, principal: Principal 
 
 
 @hookspec(firstresult=True)
-def sora_blob_store(kernel: Kernel) -> BlobStore | None:
+def sora_blob_store(kernel: KernelServices) -> BlobStore | None:
     """Return the blob backend for ``[storage] backend`` if this plugin provides it, else None.
 
     Sync, first result wins. The kernel provides ``fs``; the S3 plugin provides ``s3``.
@@ -120,7 +142,7 @@ def sora_blob_store(kernel: Kernel) -> BlobStore | None:
 
 
 @hookspec
-def sora_resolve_recipient(kernel: Kernel, address: str) -> Awaitable[Recipient | None] | None:
+def sora_resolve_recipient(kernel: KernelServices, address: str) -> Awaitable[Recipient | None] | None:
     """Map an envelope recipient to an account, or None to let the next plugin decide.
 
     Async-capable. The default looks the address up among credentials (case-insensitive,
@@ -129,13 +151,13 @@ def sora_resolve_recipient(kernel: Kernel, address: str) -> Awaitable[Recipient 
 
 
 @hookspec
-def sora_delivery_headers(kernel: Kernel, delivery: Delivery) -> list[tuple[str, str]] | None:
+def sora_delivery_headers(kernel: KernelServices, delivery: Delivery) -> list[tuple[str, str]] | None:
     """Return extra header fields to prepend to a message before it is stored. Sync."""
 
 
 @hookspec
 def sora_delivery_actions(
-    kernel: Kernel, delivery: Delivery
+    kernel: KernelServices, delivery: Delivery
 ) -> Awaitable[list[DeliveryAction] | None] | list[DeliveryAction] | None:
     """Decide what happens to a message for one recipient (Sieve lives here).
 
@@ -145,68 +167,32 @@ def sora_delivery_actions(
 
 
 @hookspec
-def sora_outbound(kernel: Kernel, message: OutboundMessage) -> Awaitable[bool | None] | None:
+def sora_outbound(kernel: KernelServices, message: OutboundMessage) -> Awaitable[bool | None] | None:
     """Accept a message for sending out (redirect, vacation). The relay plugin implements it.
 
     Async-capable; the first True wins. Without any, outbound actions are logged and dropped.
     """
 
 
-@hookspec
-def sora_sieve_extensions() -> list[Any]:
-    """Return extra Sieve extensions (objects defined by the Sieve plugin's API). Sync."""
-
-
-# --- access ----------------------------------------------------------------------------------
-
-
-@hookspec
-def sora_mailbox_rights(
-    kernel: Kernel, principal: Principal, mailbox: Any
-) -> Awaitable[str | None] | None:
-    """Return the RFC 4314 rights string of ``principal`` on ``mailbox``, or None.
-
-    Async-capable. The default: the owner has all rights, everybody else none. The ACL plugin
-    answers for shared mailboxes.
-    """
-
-
-@hookspec
-def sora_namespaces(kernel: Kernel, principal: Principal) -> list[tuple[str, str, str]] | None:
-    """Return extra namespaces as (kind, prefix, delimiter), kind personal/other/shared. Sync."""
-
-
 # --- protocols and connections ---------------------------------------------------------------
 
 
 @hookspec
-def sora_imap_capabilities(kernel: Kernel) -> list[str] | None:
-    """Return extra IMAP capabilities to advertise (ACL, METADATA, ...). Sync."""
+def sora_connection_open(kernel: KernelServices, conn: ConnectionInfo) -> bool | None:
+    """A client connected to any listener. Return False to refuse it (cluster-wide limits, JA4 filters).
 
-
-@hookspec
-def sora_imap_commands(kernel: Kernel) -> dict[str, Any] | None:
-    """Return extra IMAP command handlers by command name (the IMAP plugin's API). Sync."""
-
-
-@hookspec
-def sora_connection_open(kernel: Kernel, conn: ConnectionInfo) -> bool | None:
-    """A client connected. Return False to refuse it (limits, JA4 filters). Sync; must be fast."""
-
-
-@hookspec
-def sora_connection_close(kernel: Kernel, conn: ConnectionInfo) -> None:
-    """A client connection ended. Sync; must be fast."""
-
-
-@hookspec(firstresult=True)
-def sora_tls_context(kernel: Kernel, server_name: str | None) -> ssl.SSLContext | None:
-    """Return the TLS context for a server name (ACME, per-SNI certificates). Sync, first wins.
-
-    The default serves ``[tls] cert_file``/``key_file`` when configured.
+    Sync; must be fast. A listener's own admission policy (its trusted networks and limits) runs first.
     """
 
 
 @hookspec
-def sora_route(kernel: Kernel, protocol: str, username: str) -> Awaitable[str | None] | None:
-    """Return the backend ``host:port`` for a user (proxies). Async-capable; first non-None wins."""
+def sora_connection_close(kernel: KernelServices, conn: ConnectionInfo) -> None:
+    """A client connection ended. Sync; must be fast."""
+
+
+@hookspec(firstresult=True)
+def sora_tls_context(kernel: KernelServices, server_name: str | None) -> ssl.SSLContext | None:
+    """Return the TLS context for a server name (ACME, per-SNI certificates). Sync, first wins.
+
+    The default serves ``[tls] cert_file``/``key_file`` when configured.
+    """

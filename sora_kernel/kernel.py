@@ -23,6 +23,7 @@ from .embedded import EmbeddedPostgres
 from .errors import ConfigError
 from .events import EventHub
 from .interfaces import BlobStore
+from .login import LoginService
 from .net.tls import load_tls_context
 from .observability import Metrics
 from .plugins import PluginHost, load_plugins
@@ -61,7 +62,7 @@ class Kernel:
     def __init__(self, config: Config, plugins: PluginHost, *, registry: CollectorRegistry | None = None,
                  reuse_port: bool = False) -> None:
         self.config = config
-        self.plugins = plugins
+        self._plugins = plugins
         self.registry = registry or CollectorRegistry(auto_describe=True)
         self.metrics = Metrics(self.registry)
         self.log = log
@@ -78,11 +79,17 @@ class Kernel:
         self._tls: ssl.SSLContext | None = None
         self._tls_loaded = False
         self.delivery = DeliveryService(self)
+        self.login = LoginService(self)
         self.listeners: list[Any] = []
         self.is_leader = False
         plugins.configure(self)
 
     # ---------------------------------------------------------------- properties
+
+    @property
+    def plugins(self) -> PluginHost:
+        """The hook facade."""
+        return self._plugins
 
     @property
     def data_dir(self) -> Path:
@@ -160,6 +167,7 @@ class Kernel:
         if blobs is None:
             raise ConfigError(
                 f"[storage] backend = {self.config.get('storage', 'backend')!r}: no enabled plugin provides it")
+        await blobs.start()
         self._blobs = blobs
         self._store = MailStore(self._db, blobs,
                                 delivery_dedup_window=self.config.get("storage", "dedup_window"))
@@ -170,7 +178,11 @@ class Kernel:
             return await migrate(conn, self.plugins.migrations())
 
     async def stop(self) -> None:
-        """Close pools (the embedded server keeps running for other processes; see ``sora serve``)."""
+        """Close the blob store and the pools (the embedded server keeps running; see ``sora serve``)."""
+        if self._blobs is not None:
+            with anyio.CancelScope(shield=True):
+                await self._blobs.aclose()
+            self._blobs = None
         if self._db is not None:
             with anyio.CancelScope(shield=True):
                 await self._db.close()
@@ -179,11 +191,8 @@ class Kernel:
     # ---------------------------------------------------------------- auth
 
     async def authenticate(self, request: AuthRequest) -> Principal | None:
-        """Ask the auth providers; tells observers and counts the result."""
-        principal = await self.plugins.authenticate(self, request)
-        self.plugins.auth_result(self, request, principal)
-        self.metrics.auth_total.labels(request.protocol, "success" if principal else "failure").inc()
-        return principal
+        """One login attempt through the kernel's login path (veto, providers, observers, metrics, delay)."""
+        return await self.login.decide(request)
 
     # ---------------------------------------------------------------- services
 

@@ -2,7 +2,13 @@
 
 Only enabled plugins are imported, in config order. Code outside this module never touches
 ``pm.hook``: it calls the :class:`PluginHost` methods, which await async hook results and take
-"first non-None" answers where a hook decides something.
+"first non-None" answers where a hook decides something. Plugins may declare hook specs of their
+own (``sora_addhooks``); other plugins implement them and the owner calls them through
+:meth:`PluginHost.collect` and :meth:`PluginHost.first`.
+
+The facade calls each implementation itself (to await async results and to pair results with the
+plugin that gave them), so pluggy wrappers would be silently skipped: they are refused at
+registration instead.
 """
 
 from __future__ import annotations
@@ -14,9 +20,11 @@ import inspect
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import pluggy
+import stevedore
 
 from . import hookspecs
 from .errors import PluginError
@@ -38,8 +46,7 @@ if TYPE_CHECKING:
 
     import typer
 
-    from .interfaces import BlobStore, ConnectionInfo
-    from .kernel import Kernel
+    from .interfaces import BlobStore, ConnectionInfo, KernelServices
 
 ENTRY_POINT_GROUP = "sora.plugins"
 BUILTIN_NAME = "kernel"
@@ -101,6 +108,17 @@ def _hooks_in_source(module: str) -> tuple[str, ...]:
     return tuple(sorted(names))
 
 
+class HookRegistrar:
+    """What ``sora_addhooks`` receives: ``add(module_or_class)`` declares more hook specs."""
+
+    def __init__(self, pm: pluggy.PluginManager) -> None:
+        self._pm = pm
+
+    def add(self, specs: ModuleType | type) -> None:
+        """Declare the ``@hookspec``-marked functions of a module or class as hooks."""
+        self._pm.add_hookspecs(specs)
+
+
 def load_plugins(enabled: Sequence[str], extra: Iterable[tuple[str, object]] = ()) -> PluginHost:
     """Import the enabled plugins in order and register them after the kernel's built-ins.
 
@@ -111,29 +129,15 @@ def load_plugins(enabled: Sequence[str], extra: Iterable[tuple[str, object]] = (
 
     pm = pluggy.PluginManager("sora")
     pm.add_hookspecs(hookspecs)
+    pm.hook.sora_addhooks.call_historic(kwargs={"hooks": HookRegistrar(pm)})
     pm.register(builtin, name=BUILTIN_NAME)
     distributions = {BUILTIN_NAME: "sora-kernel"}
-    installed = {ep.name: ep for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP)}
-    seen: set[str] = set()
-    for name in enabled:
-        if name in seen:
-            raise PluginError(f"plugin {name!r} is enabled twice")
-        seen.add(name)
-        ep = installed.get(name)
-        if ep is None:
-            known = ", ".join(sorted(installed)) or "none"
-            raise PluginError(
-                f"plugin {name!r} is enabled but not installed (installed: {known}); "
-                f"pip install sora-plugin-{name}, or remove it from [plugins] enabled"
-            )
-        dist = ep.dist.metadata["Name"] if ep.dist else "?"
-        try:
-            obj = ep.load()
-        except Exception as exc:
-            raise PluginError(
-                f"plugin {name!r} (distribution {dist}) failed to import: "
-                f"{type(exc).__name__}: {exc}"
-            ) from exc
+    names = list(enabled)
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise PluginError(f"plugin {duplicates[0]!r} is enabled twice")
+    for name, obj in _import_enabled(names):
+        dist = _distribution_of(name)
         _register(pm, obj, name, dist)
         distributions[name] = dist
     for name, obj in extra:
@@ -146,11 +150,61 @@ def load_plugins(enabled: Sequence[str], extra: Iterable[tuple[str, object]] = (
     return PluginHost(pm, distributions)
 
 
+def _import_enabled(names: list[str]) -> list[tuple[str, object]]:
+    """The enabled plugins' modules through stevedore, in config order; errors name plugin and distribution."""
+    if not names:
+        return []
+    missing: set[str] = set()
+    failures: list[tuple[str, BaseException]] = []
+
+    def on_missing(absent: Iterable[str]) -> None:
+        missing.update(absent)
+
+    def on_failure(_manager: object, entry_point: importlib.metadata.EntryPoint, exc: BaseException) -> None:
+        failures.append((entry_point.name, exc))
+
+    # stevedore keeps entry points per group for the life of the process; a plugin installed since
+    # (or a test's sys.path) must be seen, and its on-disk cache already makes a fresh look cheap
+    stevedore.ExtensionManager.ENTRY_POINT_CACHE.pop(ENTRY_POINT_GROUP, None)
+    manager: stevedore.NamedExtensionManager[object] = stevedore.NamedExtensionManager(
+        ENTRY_POINT_GROUP, names, name_order=True, invoke_on_load=False,
+        on_load_failure_callback=on_failure, on_missing_entrypoints_callback=on_missing)
+    if failures:
+        name, exc = failures[0]
+        raise PluginError(
+            f"plugin {name!r} (distribution {_distribution_of(name)}) failed to import: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+    if missing:
+        name = next(n for n in names if n in missing)
+        known = ", ".join(sorted(installed_plugins())) or "none"
+        raise PluginError(
+            f"plugin {name!r} is enabled but not installed (installed: {known}); "
+            f"pip install sora-plugin-{name}, or remove it from [plugins] enabled"
+        )
+    return [(extension.name, extension.plugin) for extension in manager.extensions]
+
+
+def _distribution_of(name: str) -> str:
+    """The distribution that provides an entry point, from metadata (stevedore's cache drops it)."""
+    for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP, name=name):
+        if ep.dist is not None:
+            return str(ep.dist.metadata["Name"])
+    return "?"
+
+
 def _register(pm: pluggy.PluginManager, obj: object, name: str, dist: str) -> None:
     try:
         pm.register(obj, name=name)
     except (pluggy.PluginValidationError, ValueError) as exc:
         raise PluginError(f"plugin {name!r} (distribution {dist}) cannot be registered: {exc}") from exc
+    for caller in pm.get_hookcallers(pm.get_plugin(name)) or ():
+        for impl in caller.get_hookimpls():
+            if impl.plugin_name == name and (impl.wrapper or impl.hookwrapper):
+                pm.unregister(name=name)
+                raise PluginError(
+                    f"plugin {name!r} (distribution {dist}): {caller.name} is a hook wrapper; Sora's hooks "
+                    "do not support wrappers (they would be skipped): implement the hook plainly")
 
 
 class PluginHost:
@@ -196,6 +250,21 @@ class PluginHost:
         out.sort(key=lambda pair: order.get(pair[0], len(order)))
         return out
 
+    def collect(self, hook: str, **kwargs: Any) -> list[tuple[str, Any]]:
+        """Every implementation's result as (plugin, item), lists flattened, kernel first then config order.
+
+        For sync hooks, plugin-owned ones included (``sora_imap_capabilities``...).
+        """
+        return self._flatten(hook, **kwargs)
+
+    async def first(self, hook: str, **kwargs: Any) -> Any:
+        """The first non-None result after awaiting, asking the last enabled plugin first."""
+        return await self._first(hook, **kwargs)
+
+    def claim(self, what: str, items: list[tuple[str, Any]], key: Any) -> None:
+        """Raise PluginError naming both plugins and distributions when two items share ``key(item)``."""
+        self._claim(what, items, key)
+
     def _claim(self, what: str, items: list[tuple[str, Any]], key: Any) -> None:
         owners: dict[Any, str] = {}
         for plugin, item in items:
@@ -218,7 +287,7 @@ class PluginHost:
         self._claim("config section", items, lambda s: s.name)
         return [item for _, item in items]
 
-    def configure(self, kernel: Kernel) -> None:
+    def configure(self, kernel: KernelServices) -> None:
         """Let each plugin validate its configuration and keep the kernel."""
         self.pm.hook.sora_configure(kernel=kernel)
 
@@ -226,7 +295,7 @@ class PluginHost:
         """Migration folders, kernel first then plugins in config order."""
         return [item for _, item in self._flatten("sora_migrations")]
 
-    def services(self, kernel: Kernel) -> list[ServiceSpec]:
+    def services(self, kernel: KernelServices) -> list[ServiceSpec]:
         """Services of every plugin; two plugins serving one protocol is an error naming both."""
         items = self._flatten("sora_services", kernel=kernel)
         self._claim("service", items, lambda s: s.name)
@@ -237,82 +306,58 @@ class PluginHost:
         """Let plugins add CLI sub-commands and benchmarks."""
         self.pm.hook.sora_cli(app=app, bench=bench)
 
-    def health_checks(self, kernel: Kernel) -> list[HealthCheck]:
+    def health_checks(self, kernel: KernelServices) -> list[HealthCheck]:
         """Every plugin's component checks."""
         return [item for _, item in self._flatten("sora_health_checks", kernel=kernel)]
 
     # auth
-    async def authenticate(self, kernel: Kernel, request: AuthRequest) -> Principal | None:
+    def auth_precheck(self, kernel: KernelServices, request: AuthRequest) -> str | None:
+        """The first plugin's reason to refuse a login attempt before checking it, or None."""
+        for _, reason in self._each("sora_auth_precheck", kernel=kernel, request=request):
+            return str(reason)
+        return None
+
+    async def authenticate(self, kernel: KernelServices, request: AuthRequest) -> Principal | None:
         """The first non-None principal from the auth providers (database last)."""
         return await self._first("sora_authenticate", kernel=kernel, request=request)
 
-    def auth_result(self, kernel: Kernel, request: AuthRequest, principal: Principal | None) -> None:
+    def auth_result(self, kernel: KernelServices, request: AuthRequest, principal: Principal | None) -> None:
         """Tell observers how a login went."""
         self.pm.hook.sora_auth_result(kernel=kernel, request=request, principal=principal)
 
     # storage
-    def blob_store(self, kernel: Kernel) -> BlobStore | None:
+    def blob_store(self, kernel: KernelServices) -> BlobStore | None:
         """The blob backend for the configured ``[storage] backend``."""
         return self.pm.hook.sora_blob_store(kernel=kernel)
 
     # delivery
-    async def resolve_recipient(self, kernel: Kernel, address: str) -> Recipient | None:
+    async def resolve_recipient(self, kernel: KernelServices, address: str) -> Recipient | None:
         """The account an envelope recipient maps to, or None when unknown."""
         return await self._first("sora_resolve_recipient", kernel=kernel, address=address)
 
-    def delivery_headers(self, kernel: Kernel, delivery: Delivery) -> list[tuple[str, str]]:
+    def delivery_headers(self, kernel: KernelServices, delivery: Delivery) -> list[tuple[str, str]]:
         """Extra header fields from every plugin, kernel first."""
         return [item for _, item in self._flatten("sora_delivery_headers", kernel=kernel, delivery=delivery)]
 
-    async def delivery_actions(self, kernel: Kernel, delivery: Delivery) -> list[DeliveryAction] | None:
+    async def delivery_actions(self, kernel: KernelServices, delivery: Delivery) -> list[DeliveryAction] | None:
         """The actions decided for one recipient; None means implicit keep."""
         return await self._first("sora_delivery_actions", kernel=kernel, delivery=delivery)
 
-    async def outbound(self, kernel: Kernel, message: OutboundMessage) -> bool:
+    async def outbound(self, kernel: KernelServices, message: OutboundMessage) -> bool:
         """Hand a message to the relay; False when no plugin accepted it."""
         return bool(await self._first("sora_outbound", kernel=kernel, message=message))
 
-    # access
-    async def mailbox_rights(self, kernel: Kernel, principal: Principal, mailbox: Any) -> str | None:
-        """RFC 4314 rights of a principal on a mailbox."""
-        return await self._first("sora_mailbox_rights", kernel=kernel, principal=principal, mailbox=mailbox)
-
-    def namespaces(self, kernel: Kernel, principal: Principal) -> list[tuple[str, str, str]]:
-        """Extra namespaces from plugins."""
-        return [item for _, item in self._flatten("sora_namespaces", kernel=kernel, principal=principal)]
-
     # protocols and connections
-    def imap_capabilities(self, kernel: Kernel) -> list[str]:
-        """Extra IMAP capabilities from plugins."""
-        return [item for _, item in self._flatten("sora_imap_capabilities", kernel=kernel)]
-
-    def imap_commands(self, kernel: Kernel) -> dict[str, Any]:
-        """Extra IMAP commands from plugins; a command claimed twice is an error naming both."""
-        merged: dict[str, Any] = {}
-        owners: dict[str, str] = {}
-        for plugin, table in self._each("sora_imap_commands", kernel=kernel):
-            for name, handler in table.items():
-                key = name.upper()
-                if key in merged:
-                    raise PluginError(
-                        f"IMAP command {key!r} is claimed twice: by plugin {owners[key]!r} and by {plugin!r}"
-                    )
-                merged[key], owners[key] = handler, plugin
-        return merged
-
-    def connection_open(self, kernel: Kernel, conn: ConnectionInfo) -> bool:
+    def connection_open(self, kernel: KernelServices, conn: ConnectionInfo) -> bool:
         """False when any plugin refuses the connection."""
         results = self.pm.hook.sora_connection_open(kernel=kernel, conn=conn)
         return all(result is not False for result in results)
 
-    def connection_close(self, kernel: Kernel, conn: ConnectionInfo) -> None:
+    def connection_close(self, kernel: KernelServices, conn: ConnectionInfo) -> None:
         """Tell plugins a connection ended."""
         self.pm.hook.sora_connection_close(kernel=kernel, conn=conn)
 
-    def tls_context(self, kernel: Kernel, server_name: str | None) -> ssl.SSLContext | None:
+    def tls_context(self, kernel: KernelServices, server_name: str | None) -> ssl.SSLContext | None:
         """The TLS context for a server name, or None when TLS is not configured."""
         return self.pm.hook.sora_tls_context(kernel=kernel, server_name=server_name)
 
-    async def route(self, kernel: Kernel, protocol: str, username: str) -> str | None:
-        """The backend address a proxy should use for a user."""
-        return await self._first("sora_route", kernel=kernel, protocol=protocol, username=username)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
 from pathlib import Path
@@ -78,7 +78,7 @@ class Principal:
 
 @dataclass(frozen=True)
 class AuthRequest:
-    """What a protocol knows about a login attempt."""
+    """What a protocol knows about a login attempt (``password`` is "" after SCRAM)."""
 
     protocol: str
     username: str
@@ -86,6 +86,9 @@ class AuthRequest:
     remote_ip: str = ""
     mechanism: str = "PLAIN"
     authzid: str = ""
+    proven: Principal | None = None
+    """Set when the mechanism already proved the secret (SCRAM): the account it proved. Providers that
+    cannot judge such a login return None; the kernel's default accepts the proof."""
 
 
 @dataclass(frozen=True)
@@ -114,8 +117,9 @@ class DeliveryAction:
     """One action decided for one recipient (by Sieve or another plugin).
 
     ``mailbox`` for fileinto (``create`` to make it), ``flags`` to set on the stored copy,
-    ``address`` for redirect, ``reason`` for reject and vacation, ``headers`` for editheader-like
-    additions, ``copy`` keeps the implicit keep alongside redirect/fileinto.
+    ``address`` for redirect, ``reason`` for reject and vacation, ``subject`` for vacation. The list a
+    plugin returns is complete: nothing is kept implicitly, so a redirect that also keeps (Sieve's
+    ``:copy`` or implicit keep) returns a KEEP action beside the REDIRECT.
     """
 
     kind: ActionKind
@@ -125,8 +129,6 @@ class DeliveryAction:
     address: str = ""
     reason: str = ""
     subject: str = ""
-    copy: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -140,7 +142,6 @@ class Delivery:
     remote_ip: str = ""
     helo: str = ""
     queue_id: str = ""
-    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

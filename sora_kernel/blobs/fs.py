@@ -33,7 +33,13 @@ class FilesystemBlobStore:
         self.root = root
         self.fsync = fsync
         self._root = str(root)
-        root.mkdir(parents=True, exist_ok=True)
+
+    async def start(self) -> None:
+        """Create the root folder."""
+        await anyio.to_thread.run_sync(lambda: self.root.mkdir(parents=True, exist_ok=True))
+
+    async def aclose(self) -> None:
+        """Nothing to release: every operation opens and closes its own file."""
 
     def path(self, account_id: int, content_hash: bytes) -> Path:
         """Where a blob lives."""

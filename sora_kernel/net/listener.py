@@ -20,7 +20,7 @@ from ..errors import SoraError
 from .connection import Connection, ConnectionClosed
 
 if TYPE_CHECKING:
-    from ..kernel import Kernel
+    from ..interfaces import KernelServices
 
 log = structlog.get_logger("sora.net")
 
@@ -86,7 +86,7 @@ class Listener:
 
 
 async def serve_tcp(
-    kernel: Kernel,
+    kernel: KernelServices,
     *,
     protocol: str,
     addr: str,

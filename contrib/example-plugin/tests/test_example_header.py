@@ -8,8 +8,8 @@ import sys
 import zipfile
 from pathlib import Path
 
-from sora_kernel.plugins import installed_plugins
-from sora_kernel.types import Recipient
+from sora_kernel.api import Recipient
+from sora_kernel.testing import installed_plugins
 
 PLUGIN_DIR = Path(__file__).resolve().parents[1]
 

@@ -117,7 +117,7 @@ def test_authenticate_login_mechanism(raw, account):
 
 
 def test_scram_sha_256(imap_server, raw):
-    from sora_kernel.auth import hash_password, scram_sha256_secret
+    from sora_kernel.testing import hash_password, scram_sha256_secret
 
     imap_server.call(lambda: imap_server.store.create_account(
         "scram@example.com", hash_password("pencil"), scram_secret=scram_sha256_secret("pencil")))
@@ -147,7 +147,7 @@ def test_scram_sha_256(imap_server, raw):
 
 
 def test_cross_account_isolation(imap_server, raw):
-    from sora_kernel.auth import hash_password
+    from sora_kernel.testing import hash_password
 
     def make(address: str) -> int:
         return imap_server.call(lambda: imap_server.store.create_account(address, hash_password("pw"))).id
@@ -259,7 +259,7 @@ def test_auth_timeout(tls_server, raw):
 class _Extension:
     """A third-party plugin adding a capability and a command."""
 
-    from sora_kernel.hookspecs import hookimpl
+    from sora_kernel.api import hookimpl
 
     @hookimpl
     def sora_imap_capabilities(self, kernel):

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from sora_kernel.errors import TemporaryStoreError
-from sora_kernel.hookspecs import hookimpl
+from sora_kernel.api import TemporaryStoreError, hookimpl
 
 MESSAGE = b"From: a@example.org\r\nSubject: robust\r\n\r\nbody\r\n"
 

@@ -394,7 +394,7 @@ def test_search_every_key(session):
 
 
 def test_quota_commands(imap_server, raw):
-    from sora_kernel.auth import hash_password
+    from sora_kernel.testing import hash_password
 
     imap_server.call(lambda: imap_server.store.create_account(
         "quota@example.com", hash_password("pw"), quota_bytes=10 * 1024 * 1024, quota_messages=100))

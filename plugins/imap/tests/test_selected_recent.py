@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sora_plugin_imap.selected import SelectedMailbox
 
-from sora_kernel.store import MessageChange
+from sora_kernel.api import MessageChange
 
 
 def change(uid: int, modseq: int) -> MessageChange:

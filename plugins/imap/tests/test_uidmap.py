@@ -11,7 +11,7 @@ import pytest
 from sora_plugin_imap.selected import SelectedMailbox
 from sora_plugin_imap.uidmap import UidMap
 
-from sora_kernel.store import MessageChange
+from sora_kernel.api import MessageChange
 
 
 def check(m: UidMap, model: list[int]) -> None:

@@ -18,8 +18,7 @@ from sora_plugin_lmtp import plugin
 from sora_plugin_lmtp.bench import run_bench
 from typer.testing import CliRunner
 
-from sora_kernel.hookspecs import hookimpl
-from sora_kernel.types import ActionKind, Delivery, DeliveryAction
+from sora_kernel.api import ActionKind, Delivery, DeliveryAction, hookimpl
 
 
 def test_smtplib_lmtp(sora_server: Any, stored: Any) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from pop3_support import ADDRESS, PASSWORD, Pop3Env, SessionLog, Wire, message, start_env
 
-from sora_kernel.flags import DELETED, SEEN
+from sora_kernel.api import DELETED, SEEN
 from sora_kernel.testing import SoraTestServer
 
 Factory = Callable[..., SoraTestServer]

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sora_kernel.hookspecs import hookimpl
-from sora_kernel.types import ConfigSection, Delivery, Setting
+from sora_kernel.api import ConfigSection, Delivery, Setting, hookimpl
 
 
 @hookimpl

@@ -13,8 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from sora_kernel.mime import extract_section
-from sora_kernel.store.mailstore import FetchRow
+from sora_kernel.api import FetchRow, mime
 
 from .grammar import fetch as f
 from .grammar.dates import MONTHS
@@ -104,11 +103,11 @@ def _rfc822(row: FetchRow, raw: bytes, _mailbox: SelectedMailbox) -> bytes:
 
 
 def _rfc822_header(row: FetchRow, raw: bytes, _mailbox: SelectedMailbox) -> bytes:
-    return b"RFC822.HEADER " + literal(extract_section(raw, (), "HEADER"))
+    return b"RFC822.HEADER " + literal(mime.extract_section(raw, (), "HEADER"))
 
 
 def _rfc822_text(row: FetchRow, raw: bytes, _mailbox: SelectedMailbox) -> bytes:
-    return b"RFC822.TEXT " + literal(extract_section(raw, (), "TEXT"))
+    return b"RFC822.TEXT " + literal(mime.extract_section(raw, (), "TEXT"))
 
 
 def _section(att: f.BodySection) -> Encoder:
@@ -120,7 +119,7 @@ def _section(att: f.BodySection) -> Encoder:
         if not section.part and not section.text:
             data = whole(raw)  # no need to parse the structure
         else:
-            data = extract_section(raw, section.part, section.text, section.fields)
+            data = mime.extract_section(raw, section.part, section.text, section.fields)
         if partial is not None:
             data = data[partial.offset : partial.offset + partial.length]
         return name + literal(data)
@@ -134,9 +133,9 @@ _CTE_RE = re.compile(rb"(?im)^content-transfer-encoding:[ \t]*([^\r\n;]*)")
 def decode_part(raw: bytes, part: tuple[int, ...]) -> bytes:
     """BINARY content: the part's body with its transfer encoding removed."""
     if not part:
-        return extract_section(raw, ())
-    header = extract_section(raw, part, "MIME")
-    body = extract_section(raw, part)
+        return mime.extract_section(raw, ())
+    header = mime.extract_section(raw, part, "MIME")
+    body = mime.extract_section(raw, part)
     match = _CTE_RE.search(header)
     cte = match.group(1).strip().lower() if match else b"7bit"
     if cte in (b"", b"7bit", b"8bit", b"binary"):

@@ -6,7 +6,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from sora_kernel.store.mailstore import DELIMITER, INBOX
+from sora_kernel.api import DELIMITER, INBOX
 
 _MAX_PATTERN_WILDCARDS = 20
 

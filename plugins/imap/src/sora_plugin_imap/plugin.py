@@ -7,13 +7,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sora_kernel.hookspecs import hookimpl
-from sora_kernel.types import ConfigSection, ServiceSpec, Setting
+from sora_kernel.api import ConfigSection, HookRegistrar, ServiceSpec, Setting, hookimpl
 
 if TYPE_CHECKING:
     import typer
 
-    from sora_kernel.kernel import Kernel
+    from sora_kernel.api import KernelServices
 
 SECTION = ConfigSection(
     "imap",
@@ -39,13 +38,21 @@ SECTION = ConfigSection(
 
 
 @hookimpl
+def sora_addhooks(hooks: HookRegistrar) -> None:
+    """Declare the IMAP extension hooks (``sora_imap_capabilities``, ``sora_imap_commands``...)."""
+    from . import hookspecs
+
+    hooks.add(hookspecs)
+
+
+@hookimpl
 def sora_config_sections() -> list[ConfigSection]:
     """The ``[imap]`` section."""
     return [SECTION]
 
 
 @hookimpl
-def sora_services(kernel: Kernel) -> list[ServiceSpec]:
+def sora_services(kernel: KernelServices) -> list[ServiceSpec]:
     """The plain listener, and the implicit-TLS one when ``tls_addr`` is set."""
     from .server import ImapServer
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from sora_kernel.errors import (
+from sora_kernel.api import (
     AlreadyExists,
     InvalidName,
     LimitExceeded,

@@ -5,8 +5,8 @@ Message numbers, ``*`` and \\Recent are session concepts, so they become UID ran
 
 from __future__ import annotations
 
-from sora_kernel import search as s
-from sora_kernel.flags import SYSTEM_FLAGS
+from sora_kernel.api import SYSTEM_FLAGS
+from sora_kernel.api import search as s
 
 from .grammar import ParseError
 from .grammar import search as k

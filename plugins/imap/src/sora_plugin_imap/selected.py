@@ -13,8 +13,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 
-from sora_kernel.flags import SYSTEM_FLAGS
-from sora_kernel.store.mailstore import MessageChange
+from sora_kernel.api import SYSTEM_FLAGS, MessageChange
 
 from .grammar import SequenceSet
 from .grammar.reader import is_atom

@@ -1,6 +1,6 @@
 """The IMAP listeners: plain (with STARTTLS) and implicit TLS, one session per connection.
 
-Extending IMAP from another plugin:
+Extending IMAP from another plugin (the hooks are declared in :mod:`.hookspecs`):
 
 * ``sora_imap_capabilities(kernel)`` returns extra capability tokens, advertised after login.
 * ``sora_imap_commands(kernel)`` returns ``{"NAME": handler}``; a command the grammar does not
@@ -21,14 +21,13 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import structlog
 
-from sora_kernel.errors import ConfigError
-from sora_kernel.net import Connection, ConnectionLimiter, serve_tcp
+from sora_kernel.api import ConfigError, Connection, ConnectionLimiter, serve_tcp
 
 from .session import Session
 from .settings import ImapSettings
 
 if TYPE_CHECKING:
-    from sora_kernel.kernel import Kernel
+    from sora_kernel.api import KernelServices
 
 log = structlog.get_logger("sora.imap")
 
@@ -44,14 +43,17 @@ def _refuse(reason: str) -> bytes:
 class ImapServer:
     """Shared state of the IMAP listeners of one worker: settings, limiter, plugin commands."""
 
-    def __init__(self, kernel: Kernel) -> None:
+    def __init__(self, kernel: KernelServices) -> None:
         self.kernel = kernel
         self.settings = ImapSettings.from_config(kernel.config)
         self.limiter = ConnectionLimiter(self.settings.max_connections, self.settings.max_connections_per_ip)
-        self.extra_capabilities = tuple(kernel.plugins.imap_capabilities(kernel))
-        self.extra_commands: dict[str, Any] = {
-            name.upper(): handler for name, handler in kernel.plugins.imap_commands(kernel).items()
-        }
+        plugins = kernel.plugins
+        self.extra_capabilities = tuple(item for _, item in plugins.collect("sora_imap_capabilities", kernel=kernel))
+        commands = [(plugin, (name.upper(), handler))
+                    for plugin, table in plugins.collect("sora_imap_commands", kernel=kernel)
+                    for name, handler in table.items()]
+        plugins.claim("IMAP command", commands, lambda item: item[0])
+        self.extra_commands: dict[str, Any] = dict(item for _, item in commands)
 
     async def handle(self, conn: Connection) -> None:
         """Run one client session until it logs out, times out or the server stops."""

@@ -17,14 +17,25 @@ from typing import TYPE_CHECKING, Any, Literal
 import anyio
 import structlog
 
-from sora_kernel import search as s
-from sora_kernel.auth import SaslAuthFailed, SaslError, create_mechanism
-from sora_kernel.errors import AlreadyExists, InvalidName, NotFound
-from sora_kernel.events import Subscription
-from sora_kernel.flags import DELETED, SEEN, split_flags
-from sora_kernel.net import ConnectionClosed, LineTooLong
-from sora_kernel.store.mailstore import DELIMITER, INBOX, SPECIAL_USES, Mailbox, MailStore, MessageChange
-from sora_kernel.types import AuthRequest, Principal
+from sora_kernel.api import (
+    DELETED,
+    DELIMITER,
+    INBOX,
+    SEEN,
+    SPECIAL_USES,
+    AlreadyExists,
+    ConnectionClosed,
+    InvalidName,
+    LineTooLong,
+    Mailbox,
+    MailStore,
+    MessageChange,
+    NotFound,
+    Principal,
+    Subscription,
+    split_flags,
+)
+from sora_kernel.api import search as s
 
 from . import fetching, grammar, listing, searching
 from .grammar import BadCharset, Command, ParseError
@@ -38,7 +49,7 @@ from .settings import PREAUTH_LITERAL_LIMIT
 if TYPE_CHECKING:
     import ssl
 
-    from sora_kernel.net import Connection
+    from sora_kernel.api import Connection
 
     from .server import ImapServer
 
@@ -520,53 +531,24 @@ class Session:
         """LOGIN user password."""
         if not self.auth_allowed:
             raise no("Plaintext authentication disallowed on non-secure connections.", "PRIVACYREQUIRED")
-        principal = None
-        if cmd.username and cmd.password:
-            principal = await self.kernel.authenticate(AuthRequest(
-                protocol="imap", username=cmd.username, password=cmd.password,
-                remote_ip=self.conn.remote_ip, mechanism="LOGIN"))
+        principal = await self.kernel.login.password(
+            "imap", cmd.username, cmd.password, remote_ip=self.conn.remote_ip, mechanism="LOGIN")
         return await self._login_result(principal, cmd.username)
 
     async def cmd_authenticate(self, cmd: c.Authenticate) -> Ok:
-        """AUTHENTICATE PLAIN / LOGIN / SCRAM-SHA-256, with SASL-IR."""
+        """AUTHENTICATE PLAIN / LOGIN / SCRAM-SHA-256, with SASL-IR (the exchange is the kernel's)."""
         if not self.auth_allowed:
             raise no("Plaintext authentication disallowed on non-secure connections.", "PRIVACYREQUIRED")
         try:
-            mechanism = create_mechanism(cmd.mechanism)
+            exchange = self.kernel.login.sasl("imap", cmd.mechanism, remote_ip=self.conn.remote_ip)
         except ValueError:
             raise no("Unsupported authentication mechanism.", "CANNOT") from None
-        scram_principal: Principal | None = None
-        try:
-            step = mechanism.start(cmd.initial_response)
-            while not step.done:
-                if step.need_secret_for is not None:
-                    record = await self.store.lookup_login(step.need_secret_for)
-                    if record is not None:
-                        scram_principal = Principal(record.account_id, record.address, record.primary_address)
-                    step = mechanism.provide_secret(record.scram_secret if record else None)
-                    continue
-                step = mechanism.step(await self._sasl_exchange(step.challenge or b""))
-            if step.server_final is not None:
-                await self._sasl_exchange(step.server_final)
-        except (SaslAuthFailed, SaslError):
-            return await self._login_result(None, "")
-        credentials = step.credentials
-        assert credentials is not None
-        if credentials.password is None:  # SCRAM proved the password itself
-            principal = scram_principal
-            request = AuthRequest("imap", credentials.authcid, "", self.conn.remote_ip, mechanism.name,
-                                  credentials.authzid)
-            self.kernel.plugins.auth_result(self.kernel, request, principal)
-        else:
-            principal = await self.kernel.authenticate(AuthRequest(
-                protocol="imap", username=credentials.authcid, password=credentials.password,
-                remote_ip=self.conn.remote_ip, mechanism=mechanism.name, authzid=credentials.authzid))
-        if principal is not None and credentials.authzid and not principal.is_master:
-            wanted = credentials.authzid.lower()
-            if wanted not in (principal.address.lower(), principal.primary_address.lower(),
-                              credentials.authcid.lower()):
-                principal = None
-        return await self._login_result(principal, credentials.authcid)
+        step = await exchange.start(cmd.initial_response)
+        while not step.done:
+            step = await exchange.step(await self._sasl_exchange(step.challenge or b""))
+        if step.principal is not None and step.server_final is not None:
+            await self._sasl_exchange(step.server_final)
+        return await self._login_result(step.principal, step.username)
 
     async def _sasl_exchange(self, challenge: bytes) -> bytes:
         """Send a challenge, return the decoded answer; ``*`` cancels with BAD."""
@@ -589,7 +571,6 @@ class Session:
             self.auth_failures += 1
             log.info("imap login failed", session=self.conn.id, remote=self.conn.remote_ip,
                      user=username[:100])
-            await anyio.sleep(self.settings.failure_delay)
             if self.auth_failures >= MAX_AUTH_FAILURES:
                 self.send(self.tagged(self.current_tag, "NO", "Authentication failed.", "AUTHENTICATIONFAILED"))
                 self.send(b"* BYE Too many authentication failures.\r\n")
@@ -833,7 +814,8 @@ class Session:
         """NAMESPACE: one personal namespace, plus any a plugin adds."""
         kinds: dict[str, list[bytes]] = {"personal": [b'("" "/")'], "other": [], "shared": []}
         if self.principal is not None:
-            for kind, prefix, delimiter in self.kernel.plugins.namespaces(self.kernel, self.principal):
+            extra = self.kernel.plugins.collect("sora_imap_namespaces", kernel=self.kernel, principal=self.principal)
+            for _, (kind, prefix, delimiter) in extra:
                 if kind in kinds:
                     kinds[kind].append(b"(" + quote_string(prefix) + b" " + quote_string(delimiter) + b")")
         parts = [b"(" + b"".join(items) + b")" if items else b"NIL" for items in kinds.values()]

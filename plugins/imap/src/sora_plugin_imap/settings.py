@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from .grammar import Limits
 
 if TYPE_CHECKING:
-    from sora_kernel.config import Config
+    from sora_kernel.api import Config
 
 #: Literals in a command before login (LOGIN, AUTHENTICATE) are small; anything bigger is abuse.
 PREAUTH_LITERAL_LIMIT = 4096
@@ -30,11 +30,10 @@ class ImapSettings:
     idle_keepalive: float = 120.0
     max_connections: int = 0
     max_connections_per_ip: int = 0
-    failure_delay: float = 1.0
 
     @classmethod
     def from_config(cls, config: Config) -> ImapSettings:
-        """Read ``[imap]`` (and ``[auth] failure_delay``)."""
+        """Read ``[imap]``."""
         section = config.section("imap")
         return cls(
             addr=section["addr"],
@@ -49,7 +48,6 @@ class ImapSettings:
             idle_keepalive=section["idle_keepalive"] or 120.0,
             max_connections=section["max_connections"],
             max_connections_per_ip=section["max_connections_per_ip"],
-            failure_delay=config.get("auth", "failure_delay"),
         )
 
     @property

@@ -8,15 +8,12 @@ from __future__ import annotations
 import functools
 from typing import TYPE_CHECKING, Any
 
-from sora_kernel.builtin import PRIVATE_NETWORKS
-from sora_kernel.hookspecs import hookimpl
-from sora_kernel.types import ConfigSection, ServiceSpec, Setting
+from sora_kernel.api import PRIVATE_NETWORKS, ConfigSection, ServiceSpec, Setting, hookimpl
 
 if TYPE_CHECKING:
     import typer
 
-    from sora_kernel.interfaces import ConnectionInfo
-    from sora_kernel.kernel import Kernel
+    from sora_kernel.api import ConnectionInfo, KernelServices
 
 SECTION = ConfigSection("lmtp", (
     Setting("addr", "addr", "127.0.0.1:2424", "LMTP listener (host:port); empty disables it."),
@@ -44,7 +41,7 @@ def sora_config_sections() -> list[ConfigSection]:
 
 
 @hookimpl
-def sora_configure(kernel: Kernel) -> None:
+def sora_configure(kernel: KernelServices) -> None:
     """Check the networks parse (a typo must stop start-up, not refuse every delivery)."""
     from .server import LmtpSettings
 
@@ -52,7 +49,7 @@ def sora_configure(kernel: Kernel) -> None:
 
 
 @hookimpl
-def sora_services(kernel: Kernel) -> list[ServiceSpec]:
+def sora_services(kernel: KernelServices) -> list[ServiceSpec]:
     """The LMTP listener, and the implicit-TLS one when ``tls_addr`` is set."""
     section = kernel.config.section("lmtp")
     services = []
@@ -63,7 +60,7 @@ def sora_services(kernel: Kernel) -> list[ServiceSpec]:
     return services
 
 
-async def _run(kernel: Kernel, tls: bool, *, task_status: Any = None) -> None:
+async def _run(kernel: KernelServices, tls: bool, *, task_status: Any = None) -> None:
     from anyio import TASK_STATUS_IGNORED
 
     from .server import run_listener
@@ -72,7 +69,7 @@ async def _run(kernel: Kernel, tls: bool, *, task_status: Any = None) -> None:
 
 
 @hookimpl
-def sora_connection_open(kernel: Kernel, conn: ConnectionInfo) -> bool | None:
+def sora_connection_open(kernel: KernelServices, conn: ConnectionInfo) -> bool | None:
     """Refuse LMTP clients outside ``trusted_networks`` before anything is said (they get 554)."""
     if conn.protocol != "lmtp":
         return None

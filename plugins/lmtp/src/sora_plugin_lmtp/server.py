@@ -11,15 +11,12 @@ import anyio
 import structlog
 from prometheus_client import Counter, Histogram
 
-from sora_kernel.errors import ConfigError
-from sora_kernel.net import Connection, ConnectionLimiter, serve_tcp
-from sora_kernel.net.listener import ip_in_networks, parse_networks
+from sora_kernel.api import ConfigError, Connection, ConnectionLimiter, ip_in_networks, parse_networks, serve_tcp
 
 from .protocol import reply
 
 if TYPE_CHECKING:
-    from sora_kernel.interfaces import ConnectionInfo
-    from sora_kernel.kernel import Kernel
+    from sora_kernel.api import ConnectionInfo, KernelServices
 
 log = structlog.get_logger("sora.lmtp")
 
@@ -76,7 +73,7 @@ def _networks(key: str, values: list[str]) -> tuple[Network, ...]:
 class LmtpMetrics:
     """The plugin's own metrics, in the kernel's registry (commands and deliveries the kernel counts)."""
 
-    def __init__(self, kernel: Kernel) -> None:
+    def __init__(self, kernel: KernelServices) -> None:
         self.recipients = Counter(
             "sora_lmtp_recipients_total", "LMTP RCPT TO results",
             ["result"], registry=kernel.registry)
@@ -88,7 +85,7 @@ class LmtpMetrics:
 class LmtpServer:
     """What every LMTP session of one kernel shares: settings, limits, metrics."""
 
-    def __init__(self, kernel: Kernel) -> None:
+    def __init__(self, kernel: KernelServices) -> None:
         self.kernel = kernel
         self.settings = LmtpSettings.from_config(kernel.config.section("lmtp"))
         self.metrics = LmtpMetrics(kernel)
@@ -120,7 +117,7 @@ class LmtpServer:
 _servers: weakref.WeakKeyDictionary[Any, LmtpServer] = weakref.WeakKeyDictionary()
 
 
-def server_for(kernel: Kernel) -> LmtpServer:
+def server_for(kernel: KernelServices) -> LmtpServer:
     """The shared LMTP state of a kernel (the plain and implicit-TLS listeners share limits)."""
     server = _servers.get(kernel)
     if server is None:
@@ -128,7 +125,7 @@ def server_for(kernel: Kernel) -> LmtpServer:
     return server
 
 
-def admit(kernel: Kernel, conn: ConnectionInfo) -> bool | None:
+def admit(kernel: KernelServices, conn: ConnectionInfo) -> bool | None:
     """``sora_connection_open`` for LMTP: refuse clients outside ``trusted_networks``."""
     server = server_for(kernel)
     if server.admits(conn.remote_ip):
@@ -137,7 +134,7 @@ def admit(kernel: Kernel, conn: ConnectionInfo) -> bool | None:
     return False
 
 
-async def run_listener(kernel: Kernel, *, tls: bool, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
+async def run_listener(kernel: KernelServices, *, tls: bool, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
     """Serve LMTP on ``addr`` (or implicit TLS on ``tls_addr``) until the kernel shuts down."""
     server = server_for(kernel)
     settings = server.settings

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import anyio
 import structlog
 
-from sora_kernel.net import Connection, LineTooLong
+from sora_kernel.api import Connection, LineTooLong
 
 from .protocol import (
     MailFrom,
@@ -34,8 +34,7 @@ from .protocol import (
 )
 
 if TYPE_CHECKING:
-    from sora_kernel.delivery import DeliveryOutcome
-    from sora_kernel.types import Recipient
+    from sora_kernel.api import DeliveryOutcome, Recipient
 
     from .server import LmtpServer
 

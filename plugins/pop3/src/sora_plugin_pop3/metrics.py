@@ -7,14 +7,13 @@ from typing import TYPE_CHECKING
 from prometheus_client import Counter, Histogram
 
 if TYPE_CHECKING:
-    from sora_kernel.kernel import Kernel
-    from sora_kernel.observability import Metrics
+    from sora_kernel.api import KernelServices, Metrics
 
 
 class Pop3Metrics:
     """Counters the POP3 sessions of one kernel share (both listeners use the same object)."""
 
-    def __init__(self, kernel: Kernel) -> None:
+    def __init__(self, kernel: KernelServices) -> None:
         registry = kernel.registry
         self.kernel: Metrics = kernel.metrics
         self.retr_bytes = Counter(

@@ -6,15 +6,14 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from sora_kernel.hookspecs import hookimpl
-from sora_kernel.types import ConfigSection, ServiceSpec
+from sora_kernel.api import ConfigSection, ServiceSpec, hookimpl
 
 from .settings import RFC_MIN_IDLE, SECTION
 
 if TYPE_CHECKING:
     import typer
 
-    from sora_kernel.kernel import Kernel
+    from sora_kernel.api import KernelServices
 
 log = structlog.get_logger("sora.pop3")
 
@@ -26,7 +25,7 @@ def sora_config_sections() -> list[ConfigSection]:
 
 
 @hookimpl
-def sora_configure(kernel: Kernel) -> None:
+def sora_configure(kernel: KernelServices) -> None:
     """Warn about settings that bend the RFC or expose passwords."""
     section = kernel.config.section("pop3")
     if section["idle_timeout"] < RFC_MIN_IDLE:
@@ -40,7 +39,7 @@ def sora_configure(kernel: Kernel) -> None:
 
 
 @hookimpl
-def sora_services(kernel: Kernel) -> list[ServiceSpec]:
+def sora_services(kernel: KernelServices) -> list[ServiceSpec]:
     """The POP3 listeners (``addr`` with STLS, ``tls_addr`` with implicit TLS)."""
     from .server import build_services
 

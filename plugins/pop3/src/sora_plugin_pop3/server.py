@@ -7,9 +7,15 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import structlog
 
-from sora_kernel.errors import ConfigError
-from sora_kernel.net import Connection, ConnectionClosed, ConnectionLimiter, LineTooLong, serve_tcp
-from sora_kernel.types import ServiceSpec
+from sora_kernel.api import (
+    ConfigError,
+    Connection,
+    ConnectionClosed,
+    ConnectionLimiter,
+    LineTooLong,
+    ServiceSpec,
+    serve_tcp,
+)
 
 from . import protocol as p
 from .metrics import Pop3Metrics
@@ -17,7 +23,7 @@ from .session import Pop3Session, SessionAbort
 from .settings import Pop3Settings
 
 if TYPE_CHECKING:
-    from sora_kernel.kernel import Kernel
+    from sora_kernel.api import KernelServices
 
 log = structlog.get_logger("sora.pop3")
 
@@ -67,7 +73,7 @@ async def _command_loop(session: Pop3Session, conn: Connection) -> None:
     await session.flush()
 
 
-def build_services(kernel: Kernel) -> list[ServiceSpec]:
+def build_services(kernel: KernelServices) -> list[ServiceSpec]:
     """The ``pop3`` listener and, with ``tls_addr``, the implicit-TLS ``pop3s`` one."""
     settings = Pop3Settings.from_config(kernel.config)
     metrics = Pop3Metrics(kernel)

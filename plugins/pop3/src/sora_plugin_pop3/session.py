@@ -20,19 +20,24 @@ import anyio
 import asyncpg
 import structlog
 
-from sora_kernel.auth import SaslError, SaslMechanism, create_mechanism
-from sora_kernel.errors import NotFound, StoreError
-from sora_kernel.flags import SEEN
-from sora_kernel.net import ConnectionClosed
-from sora_kernel.net.listener import ip_in_networks, parse_networks
-from sora_kernel.types import AuthRequest, Principal
+from sora_kernel.api import (
+    SEEN,
+    ConnectionClosed,
+    LoginStep,
+    NotFound,
+    Principal,
+    SaslLogin,
+    StoreError,
+    ip_in_networks,
+    parse_networks,
+)
 
 from . import protocol as p
 from .maildrop import Maildrop
 from .protocol import Code, Command, CommandError
 
 if TYPE_CHECKING:
-    from sora_kernel.kernel import Kernel
+    from sora_kernel.api import KernelServices
 
     from .metrics import Pop3Metrics
     from .settings import Pop3Settings
@@ -90,7 +95,7 @@ Handler = Callable[["Pop3Session", Command], Awaitable[None]]
 class Pop3Session:
     """One client's POP3 session (see the module docstring)."""
 
-    def __init__(self, kernel: Kernel, settings: Pop3Settings, transport: Transport,
+    def __init__(self, kernel: KernelServices, settings: Pop3Settings, transport: Transport,
                  metrics: Pop3Metrics) -> None:
         self.kernel = kernel
         self.settings = settings
@@ -108,8 +113,7 @@ class Pop3Session:
         self.started = time.monotonic()
         self.log = log.bind(session=transport.id, remote=transport.remote_ip)
         self._user: str | None = None
-        self._sasl: SaslMechanism | None = None
-        self._sasl_name = ""
+        self._sasl: SaslLogin | None = None
         self._out = bytearray()
         self._hashes: dict[int, bytes] = {}
         self._secure_networks = parse_networks(settings.secure_networks)
@@ -284,56 +288,49 @@ class Pop3Session:
         initial = p.decode_sasl_response(command.args[1].encode()) if len(command.args) == 2 else None
         if len(command.args) == 2 and initial is None:
             raise CommandError(Code.SYNTAX, "Authentication cancelled.")
-        mechanism = create_mechanism(name)
-        self._sasl_name = name
-        await self._sasl_step(mechanism, lambda: mechanism.start(initial))
+        exchange = self.kernel.login.sasl("pop3", name, remote_ip=self.transport.remote_ip)
+        async with self._store_errors("authenticate"):
+            step = await exchange.start(initial)
+        await self._sasl_answer(step, exchange)
 
     async def _sasl_continue(self, line: bytes) -> None:
-        mechanism, self._sasl = self._sasl, None
-        assert mechanism is not None
+        exchange, self._sasl = self._sasl, None
+        assert exchange is not None
         data = p.decode_sasl_response(line)
         if data is None:
             self.send(p.err("Authentication cancelled."))
             return
-        await self._sasl_step(mechanism, lambda: mechanism.step(data))
+        async with self._store_errors("authenticate"):
+            step = await exchange.step(data)
+        await self._sasl_answer(step, exchange)
 
-    async def _sasl_step(self, mechanism: SaslMechanism, advance: Callable[[], Any]) -> None:
-        try:
-            step = advance()
-        except SaslError as exc:
-            await self._delay_failure()
-            raise CommandError(Code.SYNTAX, f"Authentication failed: {exc.message}.") from None
-        if step.challenge is not None and not step.done:
-            self._sasl = mechanism
-            self.send(p.challenge(step.challenge))
+    async def _sasl_answer(self, step: LoginStep, exchange: SaslLogin) -> None:
+        if not step.done:
+            self._sasl = exchange
+            self.send(p.challenge(step.challenge or b""))
             return
-        credentials = step.credentials
-        if not step.done or credentials is None or credentials.password is None:
-            await self._delay_failure()
+        if step.malformed:
+            raise CommandError(Code.SYNTAX, f"Authentication failed: {step.malformed}.")
+        if step.principal is None:
+            self.log.info("login failed", user=step.username, mechanism=exchange.name)
             raise CommandError(Code.AUTH, _AUTH_FAILED)
-        await self._login(credentials.authcid, credentials.password, self._sasl_name,
-                          authzid=credentials.authzid)
+        await self._logged_in(step.principal)
 
     def _require_cleartext(self) -> None:
         if not self.cleartext_allowed:
             raise CommandError(
                 Code.AUTH, "Cleartext authentication is not allowed without TLS; use STLS first.")
 
-    async def _delay_failure(self) -> None:
-        if self.settings.failure_delay > 0:
-            await anyio.sleep(self.settings.failure_delay)
-
-    async def _login(self, username: str, password: str, mechanism: str, *, authzid: str = "") -> None:
-        request = AuthRequest("pop3", username, password, self.transport.remote_ip, mechanism, authzid)
+    async def _login(self, username: str, password: str, mechanism: str) -> None:
         async with self._store_errors("authenticate"):
-            principal = await self.kernel.authenticate(request)
-        if principal is not None and authzid and authzid.lower() not in (
-                username.lower(), principal.address.lower()):
-            principal = None  # an authorization identity nobody granted
+            principal = await self.kernel.login.password(
+                "pop3", username, password, remote_ip=self.transport.remote_ip, mechanism=mechanism)
         if principal is None:
             self.log.info("login failed", user=username, mechanism=mechanism)
-            await self._delay_failure()
             raise CommandError(Code.AUTH, _AUTH_FAILED)
+        await self._logged_in(principal)
+
+    async def _logged_in(self, principal: Principal) -> None:
         await self._open_maildrop(principal)
         self.send(p.ok(f"Logged in; maildrop has {self.maildrop.count if self.maildrop else 0} messages."))
 

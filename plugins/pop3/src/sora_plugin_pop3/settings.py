@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from sora_kernel.types import ConfigSection, Setting
+from sora_kernel.api import ConfigSection, Setting
 
 if TYPE_CHECKING:
-    from sora_kernel.config import Config
+    from sora_kernel.api import Config
 
 RFC_MIN_IDLE = 600.0
 """RFC 1939 §3: an inactivity autologout timer MUST be at least 10 minutes."""
@@ -47,7 +47,6 @@ class Pop3Settings:
     lock_lease: float
     max_connections: int
     max_connections_per_ip: int
-    failure_delay: float
 
     @classmethod
     def from_config(cls, config: Config) -> Pop3Settings:
@@ -65,5 +64,4 @@ class Pop3Settings:
             lock_lease=max(section["lock_lease"], 1.0),
             max_connections=section["max_connections"],
             max_connections_per_ip=section["max_connections_per_ip"],
-            failure_delay=config.get("auth", "failure_delay"),
         )

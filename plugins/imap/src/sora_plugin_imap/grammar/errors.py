@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sora_kernel.errors import SoraError
+from sora_kernel.api import SoraError
 
 _MAX_MESSAGE = 200
 

@@ -1,0 +1,158 @@
+"""The public plugin API of the Sora kernel: the one module a plugin imports.
+
+Everything a plugin may use is re-exported here, and nothing else of the kernel is a contract. The
+names follow the kernel's version (``sora_kernel.__version__``): within one minor version (``0.2.x``)
+they only grow; a change that breaks a plugin bumps the minor version while the kernel is below 1.0,
+so plugins pin ``sora-kernel>=0.2,<0.3``. PLUGINS.md states the policy and documents every name.
+
+Groups:
+
+* hooks: :data:`hookimpl`, :data:`hookspec` (for a plugin's own specs, see ``sora_addhooks``);
+* records plugins return or receive: :class:`ConfigSection`, :class:`Setting`, :class:`ServiceSpec`,
+  :class:`Migration`, :class:`HealthCheck`, :class:`AuthRequest`, :class:`Principal`,
+  :class:`Recipient`, :class:`Delivery`, :class:`DeliveryAction`, :class:`ActionKind`,
+  :class:`OutboundMessage`, :class:`DeliveryOutcome`, the store's row records;
+* contracts (``typing.Protocol``): :class:`KernelServices`, :class:`MailStore`, :class:`BlobStore`,
+  :class:`ConnectionInfo`, :class:`PluginCalls`;
+* the login path: :class:`LoginService`, :class:`SaslLogin`, :class:`LoginStep`;
+* the protocol toolkit: settings declared once (:func:`settings_section`), listeners
+  (:class:`ListenerSpec`, :class:`AdmitPolicy`, :func:`serve_tcp`), connections and sessions
+  (:class:`Connection`, :class:`LineSession`);
+* errors: :class:`SoraError` and its family;
+* namespaces: :mod:`flags <sora_kernel.flags>`, :mod:`mime <sora_kernel.mime>`,
+  :mod:`search <sora_kernel.search>` (the criteria tree a protocol's SEARCH compiles to).
+"""
+
+from __future__ import annotations
+
+from . import __version__, flags, mime, search
+from .builtin import PRIVATE_NETWORKS
+from .config import Config, parse_addr
+from .delivery import DeliveryOutcome
+from .errors import (
+    AlreadyExists,
+    AuthError,
+    ConfigError,
+    InvalidName,
+    LimitExceeded,
+    NotFound,
+    PluginError,
+    QuotaExceeded,
+    SoraError,
+    StoreError,
+    TemporaryStoreError,
+)
+from .events import Subscription
+from .flags import ANSWERED, DELETED, DRAFT, FLAGGED, SEEN, SYSTEM_FLAGS, flag_names, split_flags
+from .hookspecs import hookimpl, hookspec
+from .interfaces import BlobStore, ConnectionInfo, KernelServices, MailStore, PluginCalls, UidRanges
+from .login import SASL_MECHANISMS, LoginService, LoginStep, SaslLogin, authzid_allowed
+from .net import Connection, ConnectionClosed, ConnectionLimiter, LineTooLong, Listener, serve_tcp
+from .net.listener import ip_in_networks, parse_networks
+from .observability import Metrics
+from .plugins import HookRegistrar
+from .store.mailstore import (
+    DELIMITER,
+    INBOX,
+    SPECIAL_USES,
+    Account,
+    AppendResult,
+    Credential,
+    FetchRow,
+    LoginRecord,
+    Mailbox,
+    MessageChange,
+)
+from .types import (
+    ActionKind,
+    AuthRequest,
+    ConfigSection,
+    Delivery,
+    DeliveryAction,
+    HealthCheck,
+    Migration,
+    OutboundMessage,
+    Principal,
+    Recipient,
+    ServiceSpec,
+    Setting,
+)
+
+API_VERSION = __version__
+"""The kernel version this API belongs to (plugins pin a compatible range of ``sora-kernel``)."""
+
+__all__ = [
+    "ANSWERED",
+    "API_VERSION",
+    "DELETED",
+    "DELIMITER",
+    "DRAFT",
+    "FLAGGED",
+    "INBOX",
+    "PRIVATE_NETWORKS",
+    "SASL_MECHANISMS",
+    "SEEN",
+    "SPECIAL_USES",
+    "SYSTEM_FLAGS",
+    "Account",
+    "ActionKind",
+    "AlreadyExists",
+    "AppendResult",
+    "AuthError",
+    "AuthRequest",
+    "BlobStore",
+    "Config",
+    "ConfigError",
+    "ConfigSection",
+    "Connection",
+    "ConnectionClosed",
+    "ConnectionInfo",
+    "ConnectionLimiter",
+    "Credential",
+    "Delivery",
+    "DeliveryAction",
+    "DeliveryOutcome",
+    "FetchRow",
+    "HealthCheck",
+    "HookRegistrar",
+    "InvalidName",
+    "KernelServices",
+    "LimitExceeded",
+    "LineTooLong",
+    "Listener",
+    "LoginRecord",
+    "LoginService",
+    "LoginStep",
+    "MailStore",
+    "Mailbox",
+    "MessageChange",
+    "Metrics",
+    "Migration",
+    "NotFound",
+    "OutboundMessage",
+    "PluginCalls",
+    "PluginError",
+    "Principal",
+    "QuotaExceeded",
+    "Recipient",
+    "SaslLogin",
+    "ServiceSpec",
+    "Setting",
+    "SoraError",
+    "StoreError",
+    "Subscription",
+    "TemporaryStoreError",
+    "UidRanges",
+    "authzid_allowed",
+    "flag_names",
+    "flags",
+    "hookimpl",
+    "hookspec",
+    "ip_in_networks",
+    "mime",
+    "parse_addr",
+    "parse_networks",
+    "search",
+    "serve_tcp",
+    "split_flags",
+]
