@@ -321,29 +321,50 @@ def _size_option(value: str | None) -> int | bool | None:
     return None
 
 
+_HASH_HELP = (
+    "Import an existing hash unchanged, in Dovecot's {SCHEME}hash form: ARGON2ID, ARGON2I, BLF-CRYPT, "
+    "SHA512-CRYPT, CRYPT, SSHA512, SSHA256, SHA512, SHA256 (PLAIN only with auth.allow_plain_hashes), e.g. "
+    "'{SHA512-CRYPT}$6$...'. No SCRAM-SHA-256 secret can be derived from a hash, so SCRAM logins fail until "
+    "the password is next set; PLAIN and LOGIN work."
+)
+
+
+def _one_password_source(password: str | None, password_stdin: bool, password_hash: str | None) -> None:
+    if sum((password is not None, password_stdin, password_hash is not None)) > 1:
+        fail("--password, --password-stdin and --password-hash are mutually exclusive")
+
+
 @accounts_app.command("create")
 def accounts_create(
     email: str = typer.Option(..., "--email", help="Primary address."),
     password: str = typer.Option(None, help="Password (prefer --password-stdin)."),
     password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from stdin."),
+    password_hash: str = typer.Option(None, "--password-hash", help=_HASH_HELP),
     quota: str = typer.Option(None, help="Storage quota, e.g. 1gb."),
 ) -> None:
-    """Create an account (prompts for the password when none is given)."""
-    from sora_kernel.auth import hash_password, scram_sha256_secret
+    """Create an account with its default mailboxes (prompts for the password when none is given).
+
+    --password, --password-stdin and --password-hash are mutually exclusive.
+
+    With --password-hash, SCRAM-SHA-256 logins fail until the password is set with accounts update.
+    """
+    from sora_kernel.accounts import provision_account
     from sora_kernel.store.mailstore import normalize_address
 
+    _one_password_source(password, password_stdin, password_hash)
     try:
         normalize_address(email)
     except SoraError as exc:
         fail(str(exc))
-    secret = _read_password(password, password_stdin)
+    secret = None if password_hash is not None else _read_password(password, password_stdin)
     quota_bytes = _size_option(quota)
 
     async def go() -> Any:
         async with open_kernel() as kernel:
-            return await kernel.store.create_account(
-                email, hash_password(secret), scram_secret=scram_sha256_secret(secret),
-                quota_bytes=quota_bytes if quota_bytes is not False else None)
+            return await provision_account(
+                kernel.store, email, password=secret, password_hash=password_hash,
+                quota_bytes=quota_bytes if quota_bytes is not False else None,
+                allow_plain=kernel.config.get("auth", "allow_plain_hashes"))
 
     account = run_async(go)
     typer.echo(f"created account {account.id} {account.primary_address}")
@@ -354,13 +375,16 @@ def accounts_update(
     email: str = typer.Option(..., "--email"),
     password: str = typer.Option(None),
     password_stdin: bool = typer.Option(False, "--password-stdin"),
+    password_hash: str = typer.Option(None, "--password-hash", help=_HASH_HELP),
     quota: str = typer.Option(None, help="Storage quota (e.g. 2gb, or 'none')."),
     quota_messages: str = typer.Option(None, help="Message count quota (or 'none')."),
 ) -> None:
-    """Change an account's password or quotas."""
-    from sora_kernel.auth import hash_password, scram_sha256_secret
+    """Change an account's password or quotas (--password, --password-stdin and --password-hash are
+    mutually exclusive)."""
+    from sora_kernel.accounts import set_account_password
 
-    new_password = _read_password(password, password_stdin) if (password or password_stdin) else None
+    _one_password_source(password, password_stdin, password_hash)
+    new_password = _read_password(password, password_stdin) if (password is not None or password_stdin) else None
     quota_bytes = _size_option(quota)
     messages: int | bool | None = False
     if quota_messages is not None:
@@ -371,9 +395,9 @@ def accounts_update(
             account = await kernel.store.find_account(email)
             if account is None:
                 raise SoraError(f"no account with address {email}")
-            if new_password:
-                await kernel.store.set_password(email, hash_password(new_password),
-                                                scram_sha256_secret(new_password))
+            if new_password or password_hash is not None:
+                await set_account_password(kernel.store, email, password=new_password, password_hash=password_hash,
+                                           allow_plain=kernel.config.get("auth", "allow_plain_hashes"))
             return await kernel.store.update_account(account.id, quota_bytes=quota_bytes,
                                                      quota_messages=messages)
 
@@ -436,7 +460,7 @@ def accounts_show(email: str = typer.Option(..., "--email")) -> None:
 @accounts_app.command("demo", hidden=True)
 def accounts_demo() -> None:
     """Create demo@example.com with a random password when there is no account; print it."""
-    from sora_kernel.auth import hash_password, scram_sha256_secret
+    from sora_kernel.accounts import provision_account
 
     async def go() -> str:
         async with open_kernel() as kernel:
@@ -444,8 +468,7 @@ def accounts_demo() -> None:
             if await kernel.store.list_accounts():
                 return remembered.read_text() if remembered.exists() else "accounts exist already"
             password = secrets.token_urlsafe(12)
-            await kernel.store.create_account("demo@example.com", hash_password(password),
-                                              scram_secret=scram_sha256_secret(password))
+            await provision_account(kernel.store, "demo@example.com", password=password)
             text = f"demo account: demo@example.com  password: {password}"
             remembered.write_text(text)
             remembered.chmod(0o600)

@@ -168,11 +168,17 @@ class SoraTestServer:
         """The kernel's mail store (call its methods through :meth:`call`)."""
         return self.kernel.store
 
-    def create_account(self, address: str, password: str = "secret", **kwargs: Any) -> Any:
-        """Create an account with an argon2 password; returns the Account."""
-        from ..auth import hash_password
+    def create_account(self, address: str, password: str | None = "secret", *, password_hash: str | None = None,
+                       quota_bytes: int | None = None, quota_messages: int | None = None) -> Any:
+        """Create an account as ``sora accounts create`` does (argon2id hash, SCRAM secret, default mailboxes);
+        ``password_hash`` imports a hash instead of the password. Returns the Account."""
+        from ..accounts import provision_account
 
-        return self.call(lambda: self.kernel.store.create_account(address, hash_password(password), **kwargs))
+        if password_hash is not None:
+            password = None
+        return self.call(lambda: provision_account(
+            self.kernel.store, address, password=password, password_hash=password_hash,
+            quota_bytes=quota_bytes, quota_messages=quota_messages))
 
     def login(self, address: str, password: str) -> Principal | None:
         """Authenticate through the kernel's hooks."""
