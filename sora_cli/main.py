@@ -107,13 +107,21 @@ def run_async(func: Callable[..., Any], *args: Any) -> Any:
 
 @app.command()
 def init(
-    data_dir: str = typer.Option("./data", help="Data directory (embedded PostgreSQL, blobs)."),
+    config: str = typer.Option(None, "--config", "-c",
+                               help="Where to write the config file (default $SORA_CONFIG, else ./sora.toml)."),
+    data_dir: str = typer.Option("./data", help="Data directory (embedded PostgreSQL, blobs); a relative path "
+                                 "is taken from the config file's folder."),
     force: bool = typer.Option(False, help="Overwrite an existing config file."),
 ) -> None:
-    """Write a commented sora.toml enabling every installed plugin."""
+    """Write a commented config file enabling every installed plugin.
+
+    The file goes to --config PATH, else $SORA_CONFIG, else ./sora.toml; never into --data-dir.
+    """
     from sora_kernel.config import render_template
     from sora_kernel.plugins import installed_plugins, load_plugins
 
+    if config is not None:
+        _state["config"] = config
     path = config_path()
     if path.exists() and not force:
         fail(f"{path} exists (use --force to overwrite)")

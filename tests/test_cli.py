@@ -46,6 +46,28 @@ def test_init_writes_commented_valid_config(configured: Path) -> None:
     assert again.returncode == 1 and "exists" in again.stderr
 
 
+def test_init_config_option_says_where_the_file_goes(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    env = {k: v for k, v in os.environ.items() if k != "SORA_CONFIG"}
+
+    def init(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "sora_cli.main", "init", *args], cwd=work, capture_output=True,
+                              text=True, env=dict(env, **extra), timeout=60)
+
+    target = tmp_path / "etc" / "mail.toml"
+    chosen = init("--config", str(target), "--data-dir", "data")
+    assert chosen.returncode == 0, chosen.stderr
+    assert f"wrote {target}" in chosen.stdout and target.is_file()
+    assert not (work / "sora.toml").exists() and not (work / "data").exists()
+    via_env = init("--data-dir", str(tmp_path / "data"), SORA_CONFIG=str(tmp_path / "env.toml"))
+    assert via_env.returncode == 0 and (tmp_path / "env.toml").is_file() and not (work / "sora.toml").exists()
+    default = init()
+    assert default.returncode == 0 and f"wrote {work / 'sora.toml'}" in default.stdout
+    shown = init("--help", COLUMNS="200")
+    assert "--config" in shown.stdout and "$SORA_CONFIG, else ./sora.toml; never into --data-dir" in shown.stdout
+
+
 def test_config_option_after_the_command(configured: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "sora_cli.main", "config", "validate", "--config", str(configured)],
                             capture_output=True, text=True, timeout=60)
