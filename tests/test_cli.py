@@ -146,19 +146,25 @@ def test_serve_workers_metrics_and_graceful_stop(configured: Path) -> None:
     metrics_port = free_port()
     env = dict(os.environ, SORA_SERVER__WORKERS="2", SORA_METRICS__ADDR=f"127.0.0.1:{metrics_port}",
                SORA_PLUGINS__ENABLED="example_header", SORA_LOG__FORMAT="json")
-    proc = subprocess.Popen([sys.executable, "-m", "sora_cli.main", "--config", str(configured), "serve"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    output, errors = configured.parent / "serve.out", configured.parent / "serve.err"
+    with output.open("w") as out_file, errors.open("w") as err_file:  # files, so the log can be read while it runs
+        proc = subprocess.Popen([sys.executable, "-m", "sora_cli.main", "--config", str(configured), "serve"],
+                                env=env, stdout=out_file, stderr=err_file, text=True)
     try:
-        body = ""
+        # poll for the real state: both workers counted on /metrics and one of them elected leader
+        body, err = "", ""
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and proc.poll() is None:
             try:
                 body = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=2).read().decode()
-                break
             except OSError:
-                time.sleep(0.2)
-        time.sleep(3)  # workers up and electing a leader
-        body = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
+                body = ""
+            err = errors.read_text()
+            workers_seen = "sora_workers_up 2.0" in body and body.count("sora_worker_resident_memory_bytes{") == 2
+            if workers_seen and "elected to run node services" in err:
+                break
+            time.sleep(0.2)
+        assert "elected to run node services" in err, err
         assert "sora_workers_up 2.0" in body
         assert body.count("sora_worker_resident_memory_bytes{") == 2 and "sora_worker_cpu_seconds_total{" in body
         assert "process_resident_memory_bytes" in body  # the supervisor's own
@@ -174,7 +180,7 @@ def test_serve_workers_metrics_and_graceful_stop(configured: Path) -> None:
         assert len(now) == 2 and children[0] not in now
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(timeout=30)
-        out, err = proc.communicate()
+        out, err = output.read_text(), errors.read_text()
         assert code == 0, err
         assert "Sora is running with 2 worker(s)" in out
         assert "elected to run node services" in err
