@@ -495,12 +495,56 @@ def test_auth_timeout(sora_server: Factory) -> None:
     assert wire.closed()
 
 
-def test_connection_limit_per_ip(sora_server: Factory) -> None:
+TOO_MANY = b"-ERR [SYS/TEMP] Too many connections; try again later.\r\n"
+
+
+def refusals(env: Pop3Env, reason: str) -> float:
+    """How many POP3 connections the listener refused for ``reason`` (``total``, ``per_ip``)."""
+    labels = {"protocol": "pop3", "reason": reason}
+    return env.srv.kernel.registry.get_sample_value("sora_connections_refused_total", labels) or 0.0
+
+
+def test_connection_limit_total(sora_server: Factory) -> None:
     env = start_env(sora_server, {"pop3": {"max_connections": 1}})
     first = env.wire()
     second = Wire(env.port, greet=False)
-    assert second.line() == b"-ERR [SYS/TEMP] Too many connections; try again later.\r\n"
+    assert second.line() == TOO_MANY
+    assert second.closed()
+    assert (refusals(env, "total"), refusals(env, "per_ip")) == (1, 0)
     first.cmd("QUIT")
+
+
+def test_connection_limit_per_ip(sora_server: Factory) -> None:
+    # loopback is in the default secure_networks, which skip the per-IP cap: make it an ordinary client
+    env = start_env(sora_server, {"pop3": {"max_connections_per_ip": 2, "secure_networks": []}})
+    first, second = env.wire(), env.wire()
+    assert first.greeting.startswith(b"+OK") and second.greeting.startswith(b"+OK")
+    third = Wire(env.port, greet=False)
+    assert third.line() == TOO_MANY
+    assert third.closed()
+    assert (refusals(env, "per_ip"), refusals(env, "total")) == (1, 0)
+    assert first.cmd("QUIT") == b"+OK Bye.\r\n" and first.closed()
+    # the slot comes back once the session has ended (its end is asynchronous to our EOF)
+    deadline = time.monotonic() + 5
+    while True:
+        again = Wire(env.port, greet=False)
+        answer = again.line()
+        if answer != TOO_MANY or time.monotonic() > deadline:
+            break
+        again.close()
+        time.sleep(0.02)
+    assert answer == b"+OK Sora POP3 server ready.\r\n"
+    again.cmd("QUIT")
+    second.cmd("QUIT")
+
+
+def test_connection_limit_per_ip_exempts_secure_networks(sora_server: Factory) -> None:
+    env = start_env(sora_server, {"pop3": {"max_connections_per_ip": 1}})  # 127.0.0.1 is a secure network
+    first, second = env.wire(), env.wire()
+    assert second.greeting == b"+OK Sora POP3 server ready.\r\n"
+    assert refusals(env, "per_ip") == 0
+    first.cmd("QUIT")
+    second.cmd("QUIT")
 
 
 def test_reconnect_right_after_quit_finds_the_maildrop_free(pop3_env: Pop3Env) -> None:
