@@ -1,27 +1,47 @@
 """The wire path against Dovecot 2.3: APPEND every corpus message, FETCH ENVELOPE, BODYSTRUCTURE,
-BODY, RFC822.SIZE and every BODY.PEEK[section] Dovecot was asked for, compare byte for byte."""
+BODY, RFC822.SIZE and every BODY.PEEK[section] Dovecot was asked for, compare byte for byte.
+
+The corpus lives in ``shared/corpus`` beside the repository (override with ``SORA_CORPUS_DIR``), as
+for ``tests/test_mime_corpus.py``. A missing corpus is a failure, not a skip.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from pathlib import Path
 
 import pytest
 
-CORPUS = Path(__file__).resolve().parents[4] / "shared" / "corpus"
+CORPUS = Path(os.environ.get("SORA_CORPUS_DIR") or Path(__file__).resolve().parents[4] / "shared" / "corpus")
+ANSWERS = CORPUS / "dovecot-2.3-fetch.jsonl"
+EXPECTED_MESSAGES = 65
 _SECTION = re.compile(rb"BODY\[([^\]]*)\] ")
 
 
 def _load() -> list[dict]:
-    path = CORPUS / "dovecot-2.3-fetch.jsonl"
-    if not path.exists():
+    if not ANSWERS.is_file():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").split("\n") if line.strip()]
+    return [json.loads(line) for line in ANSWERS.read_text(encoding="utf-8").split("\n") if line.strip()]
 
 
 ENTRIES = _load()
+
+
+def _require() -> list[dict]:
+    if not ENTRIES:
+        pytest.fail(f"reference corpus not found at {CORPUS} (set SORA_CORPUS_DIR)")
+    return ENTRIES
+
+
+def test_corpus_is_complete() -> None:
+    """The corpus is there, with every message file Dovecot answered for."""
+    entries = _require()
+    assert len(entries) == EXPECTED_MESSAGES
+    for entry in entries:
+        assert (CORPUS / "messages" / entry["message"]).is_file(), entry["message"]
 
 
 def _sections(response: bytes) -> dict[str, bytes]:
@@ -46,15 +66,15 @@ def _sections(response: bytes) -> dict[str, bytes]:
     return out
 
 
-@pytest.mark.skipif(not ENTRIES, reason="corpus not available")
 def test_corpus_matches_dovecot(session):
-    for index, entry in enumerate(ENTRIES, 1):
+    entries = _require()
+    for index, entry in enumerate(entries, 1):
         raw = (CORPUS / "messages" / entry["message"]).read_bytes()
         session.send(b'A%d APPEND INBOX () "01-Jan-2025 00:00:00 +0000" {%d+}\r\n' % (index, len(raw)) + raw + b"\r\n")
         assert session.until(b"A%d" % index).startswith(b"A%d OK [APPENDUID " % index), entry["message"]
     session.cmd(b"s EXAMINE INBOX")
     mismatches: list[str] = []
-    for uid, entry in enumerate(ENTRIES, 1):
+    for uid, entry in enumerate(entries, 1):
         name = entry["message"]
         out = session.cmd(b"f UID FETCH %d (RFC822.SIZE ENVELOPE BODYSTRUCTURE BODY)" % uid)
         expected = (
