@@ -15,8 +15,8 @@ Groups:
 * contracts (``typing.Protocol``): :class:`KernelServices`, :class:`MailStore`, :class:`BlobStore`,
   :class:`ConnectionInfo`, :class:`PluginCalls`;
 * the login path: :class:`LoginService`, :class:`SaslLogin`, :class:`LoginStep`;
-* the protocol toolkit: settings declared once (:func:`settings_section`), listeners
-  (:class:`ListenerSpec`, :class:`AdmitPolicy`, :func:`serve_tcp`), connections and sessions
+* the protocol toolkit: settings declared once (:class:`SectionSettings`, :func:`setting`), listeners
+  (:class:`ProtocolListeners`, :class:`AdmitPolicy`, :func:`serve_tcp`), connections and sessions
   (:class:`Connection`, :class:`LineSession`);
 * errors: :class:`SoraError` and its family;
 * namespaces: :mod:`flags <sora_kernel.flags>`, :mod:`mime <sora_kernel.mime>`,
@@ -42,13 +42,15 @@ from .errors import (
     StoreError,
     TemporaryStoreError,
 )
-from .events import Subscription
+from .events import ChangeEvent, ChangeKind, ChannelMessage, ChannelReceiver, Subscription
 from .flags import ANSWERED, DELETED, DRAFT, FLAGGED, SEEN, SYSTEM_FLAGS, flag_names, split_flags
 from .hookspecs import hookimpl, hookspec
 from .interfaces import BlobStore, ConnectionInfo, KernelServices, MailStore, PluginCalls, UidRanges
 from .login import SASL_MECHANISMS, LoginService, LoginStep, SaslLogin, authzid_allowed
-from .net import Connection, ConnectionClosed, ConnectionLimiter, LineTooLong, Listener, serve_tcp
+from .net import AdmitPolicy, Connection, ConnectionClosed, LineTooLong, Listener, ProtocolListeners, serve_tcp
 from .net.listener import ip_in_networks, parse_networks
+from .net.session import LineSession, SessionTransport
+from .net.settings import SectionSettings, setting
 from .observability import Metrics
 from .plugins import HookRegistrar
 from .store.mailstore import (
@@ -96,18 +98,22 @@ __all__ = [
     "SYSTEM_FLAGS",
     "Account",
     "ActionKind",
+    "AdmitPolicy",
     "AlreadyExists",
     "AppendResult",
     "AuthError",
     "AuthRequest",
     "BlobStore",
+    "ChangeEvent",
+    "ChangeKind",
+    "ChannelMessage",
+    "ChannelReceiver",
     "Config",
     "ConfigError",
     "ConfigSection",
     "Connection",
     "ConnectionClosed",
     "ConnectionInfo",
-    "ConnectionLimiter",
     "Credential",
     "Delivery",
     "DeliveryAction",
@@ -118,6 +124,7 @@ __all__ = [
     "InvalidName",
     "KernelServices",
     "LimitExceeded",
+    "LineSession",
     "LineTooLong",
     "Listener",
     "LoginRecord",
@@ -133,10 +140,13 @@ __all__ = [
     "PluginCalls",
     "PluginError",
     "Principal",
+    "ProtocolListeners",
     "QuotaExceeded",
     "Recipient",
     "SaslLogin",
+    "SectionSettings",
     "ServiceSpec",
+    "SessionTransport",
     "Setting",
     "SoraError",
     "StoreError",
@@ -154,5 +164,6 @@ __all__ = [
     "parse_networks",
     "search",
     "serve_tcp",
+    "setting",
     "split_flags",
 ]

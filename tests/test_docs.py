@@ -13,9 +13,9 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from sora_plugin_imap import hookspecs as imap_hookspecs
 
 from sora_kernel import hookspecs
-from sora_plugin_imap import hookspecs as imap_hookspecs
 
 ROOT = Path(__file__).resolve().parents[1]
 SPECS: list[tuple[ModuleType, Path]] = [

@@ -12,7 +12,7 @@ import sora_kernel
 from sora_kernel import api
 
 ROOT = Path(__file__).resolve().parents[1]
-PLUGIN_ROOTS = sorted(p.parent for p in ROOT.glob("plugins/*/pyproject.toml")) + [ROOT / "contrib" / "example-plugin"]
+PLUGIN_ROOTS = [*sorted(p.parent for p in ROOT.glob("plugins/*/pyproject.toml")), ROOT / "contrib" / "example-plugin"]
 ALLOWED = {"src": {"sora_kernel.api"}, "tests": {"sora_kernel.api", "sora_kernel.testing"}}
 
 
@@ -57,7 +57,7 @@ def test_plugins_pin_a_compatible_kernel(plugin: Path) -> None:
 def test_api_exports_resolve() -> None:
     missing = [name for name in api.__all__ if not hasattr(api, name)]
     assert not missing
-    assert api.API_VERSION == sora_kernel.__version__
+    assert sora_kernel.__version__ == api.API_VERSION
 
 
 def test_kernel_version_matches_the_distribution() -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import anyio
 
 from sora_kernel.hookspecs import hookimpl
-from sora_kernel.net import Connection, ConnectionLimiter, LineTooLong, serve_tcp
+from sora_kernel.net import AdmitPolicy, Connection, LineTooLong, serve_tcp
 from sora_kernel.types import ConfigSection, ServiceSpec, Setting
 
 
@@ -39,9 +39,9 @@ def echo_plugin() -> types.ModuleType:
 
     @hookimpl
     def sora_services(kernel: Any) -> list[ServiceSpec]:
-        limiter = ConnectionLimiter(max_per_ip=kernel.config.get("echo", "max_per_ip"))
+        limiter = AdmitPolicy(max_per_ip=kernel.config.get("echo", "max_per_ip"))
         run = partial(serve_tcp, kernel, protocol="echo", addr=kernel.config.get("echo", "addr"),
-                      handler=echo_session, goodbye=b"goodbye\r\n", limiter=limiter,
+                      handler=echo_session, goodbye=b"goodbye\r\n", admit=limiter,
                       refuse=lambda reason: f"refused {reason}\r\n".encode())
         return [ServiceSpec("echo", run, protocol="echo")]
 

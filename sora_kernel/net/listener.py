@@ -16,7 +16,8 @@ from anyio.abc import SocketAttribute, SocketStream
 from anyio.streams.tls import TLSStream
 
 from ..config import parse_addr
-from ..errors import SoraError
+from ..errors import ConfigError, SoraError
+from ..types import ServiceSpec
 from .connection import Connection, ConnectionClosed
 
 if TYPE_CHECKING:
@@ -43,21 +44,31 @@ def ip_in_networks(ip: str, networks: Iterable[ipaddress.IPv4Network | ipaddress
     return any(address.version == net.version and address in net for net in networks)
 
 
-class ConnectionLimiter:
-    """Caps connections in total and per client IP; trusted networks are exempt from the per-IP cap."""
+class AdmitPolicy:
+    """Who may connect to a listener: allowed networks, and caps in total and per client IP.
 
-    def __init__(self, max_total: int = 0, max_per_ip: int = 0, trusted: Iterable[str] = ()) -> None:
+    ``allowed`` (CIDR list; None = everybody) refuses clients outside it with reason ``not_allowed``
+    (LMTP's trusted networks). ``exempt`` networks skip the per-IP cap (POP3's secure networks).
+    One policy is shared by a protocol's plain and implicit-TLS listeners of a worker: the caps are
+    per client, not per port. Counts are per worker process.
+    """
+
+    def __init__(self, max_total: int = 0, max_per_ip: int = 0, *, exempt: Iterable[str] = (),
+                 allowed: Iterable[str] | None = None) -> None:
         self.max_total = max_total
         self.max_per_ip = max_per_ip
-        self.trusted = parse_networks(trusted)
+        self.exempt = parse_networks(exempt)
+        self.allowed = None if allowed is None else parse_networks(allowed)
         self.total = 0
         self.per_ip: Tally[str] = Tally()
 
     def acquire(self, ip: str) -> str | None:
-        """Take a slot; returns a refusal reason instead when a limit is reached."""
+        """Take a slot; returns a refusal reason (``not_allowed``, ``total``, ``per_ip``) instead."""
+        if self.allowed is not None and not ip_in_networks(ip, self.allowed):
+            return "not_allowed"
         if self.max_total and self.total >= self.max_total:
             return "total"
-        if self.max_per_ip and self.per_ip[ip] >= self.max_per_ip and not ip_in_networks(ip, self.trusted):
+        if self.max_per_ip and self.per_ip[ip] >= self.max_per_ip and not ip_in_networks(ip, self.exempt):
             return "per_ip"
         self.total += 1
         self.per_ip[ip] += 1
@@ -94,13 +105,14 @@ async def serve_tcp(
     tls_context: ssl.SSLContext | None = None,
     goodbye: bytes = b"",
     refuse: Callable[[str], bytes] | None = None,
-    limiter: ConnectionLimiter | None = None,
+    admit: AdmitPolicy | None = None,
     task_status: Any = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """Accept connections on ``addr`` and run ``handler`` for each until the kernel shuts down.
 
-    ``tls_context`` makes it an implicit-TLS listener. ``goodbye`` is sent to sessions still
-    open at shutdown; ``refuse(reason)`` gives the line sent to a refused connection.
+    ``tls_context`` makes it an implicit-TLS listener. ``admit`` decides who may connect, then the
+    ``sora_connection_open`` hook of every plugin. ``goodbye`` is sent to sessions still open at
+    shutdown; ``refuse(reason)`` gives the line sent to a refused connection.
     Reports the bound :class:`Listener` through ``task_status`` (port 0 picks a free port).
     """
     host, port = parse_addr(addr)
@@ -117,14 +129,15 @@ async def serve_tcp(
     async def handle(stream: SocketStream) -> None:
         remote = stream.extra(SocketAttribute.remote_address)
         conn = Connection(stream, protocol, (str(remote[0]), int(remote[1])), info.port)
-        reason = limiter.acquire(conn.remote_ip) if limiter else None
+        reason = admit.acquire(conn.remote_ip) if admit else None
         if reason is None and not kernel.plugins.connection_open(kernel, conn):
-            if limiter:
-                limiter.release(conn.remote_ip)
+            if admit:
+                admit.release(conn.remote_ip)
             reason = "refused_by_plugin"
         if reason is not None:
             metrics.connections_refused.labels(protocol, reason).inc()
-            log.info("connection refused", protocol=protocol, remote=conn.remote_ip, reason=reason)
+            log.info("connection refused", protocol=protocol, remote=conn.remote_ip, session=conn.id,
+                     reason=reason)
             if refuse is not None:
                 with anyio.move_on_after(2):
                     try:
@@ -158,8 +171,8 @@ async def serve_tcp(
                         pass
             await conn.close()
             metrics.connections_active.labels(protocol).dec()
-            if limiter:
-                limiter.release(conn.remote_ip)
+            if admit:
+                admit.release(conn.remote_ip)
             kernel.plugins.connection_close(kernel, conn)
             fields: dict[str, Any] = {
                 "protocol": protocol, "session": conn.id, "remote": conn.remote_ip,
@@ -197,6 +210,50 @@ async def serve_tcp(
         while active:
             await anyio.sleep(0.05)
         tg.cancel_scope.cancel()
+
+
+@dataclass(frozen=True)
+class ProtocolListeners:
+    """A protocol's listeners: ``addr`` (plain; the protocol offers STARTTLS on it) and ``tls_addr``
+    (implicit TLS), sharing one :class:`AdmitPolicy`. :meth:`services` gives the ``ServiceSpec``s.
+
+    Services are named ``<protocol>`` and ``<protocol>s``; an empty address disables its listener.
+    A ``tls_addr`` without a certificate stops start-up with a ConfigError naming the section.
+    """
+
+    protocol: str
+    section: str
+    handler: Handler
+    addr: str = ""
+    tls_addr: str = ""
+    goodbye: bytes = b""
+    refuse: Callable[[str], bytes] | None = None
+    admit: AdmitPolicy | None = None
+
+    def services(self, kernel: KernelServices) -> list[ServiceSpec]:
+        """One service per configured address."""
+        specs = []
+        if self.addr:
+            specs.append(ServiceSpec(self.protocol, self._runner(kernel, self.addr, tls=False),
+                                     protocol=self.protocol))
+        if self.tls_addr:
+            specs.append(ServiceSpec(f"{self.protocol}s", self._runner(kernel, self.tls_addr, tls=True),
+                                     protocol=f"{self.protocol}s"))
+        return specs
+
+    def _runner(self, kernel: KernelServices, addr: str, *, tls: bool) -> Callable[..., Awaitable[None]]:
+        async def run(*, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
+            context = None
+            if tls:
+                context = kernel.tls_context()
+                if context is None:
+                    raise ConfigError(f"[{self.section}] tls_addr is set but no certificate is configured "
+                                      "([tls] cert_file, key_file)")
+            await serve_tcp(kernel, protocol=self.protocol, addr=addr, handler=self.handler,
+                            tls_context=context, goodbye=self.goodbye, refuse=self.refuse, admit=self.admit,
+                            task_status=task_status)
+
+        return run
 
 
 async def open_tls_stream(stream: SocketStream, context: ssl.SSLContext) -> TLSStream:

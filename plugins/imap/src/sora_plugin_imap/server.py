@@ -18,10 +18,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import anyio
 import structlog
 
-from sora_kernel.api import ConfigError, Connection, ConnectionLimiter, serve_tcp
+from sora_kernel.api import AdmitPolicy, Connection, ProtocolListeners
 
 from .session import Session
 from .settings import ImapSettings
@@ -46,7 +45,10 @@ class ImapServer:
     def __init__(self, kernel: KernelServices) -> None:
         self.kernel = kernel
         self.settings = ImapSettings.from_config(kernel.config)
-        self.limiter = ConnectionLimiter(self.settings.max_connections, self.settings.max_connections_per_ip)
+        self.listeners = ProtocolListeners(
+            "imap", "imap", self.handle, addr=self.settings.addr, tls_addr=self.settings.tls_addr,
+            goodbye=GOODBYE, refuse=_refuse,
+            admit=AdmitPolicy(self.settings.max_connections, self.settings.max_connections_per_ip))
         plugins = kernel.plugins
         self.extra_capabilities = tuple(item for _, item in plugins.collect("sora_imap_capabilities", kernel=kernel))
         commands = [(plugin, (name.upper(), handler))
@@ -58,21 +60,3 @@ class ImapServer:
     async def handle(self, conn: Connection) -> None:
         """Run one client session until it logs out, times out or the server stops."""
         await Session(self, conn).run()
-
-    async def serve_plain(self, *, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
-        """The ``addr`` listener."""
-        await serve_tcp(
-            self.kernel, protocol="imap", addr=self.settings.addr, handler=self.handle,
-            goodbye=GOODBYE, refuse=_refuse, limiter=self.limiter, task_status=task_status,
-        )
-
-    async def serve_tls(self, *, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
-        """The ``tls_addr`` listener (implicit TLS)."""
-        context = self.kernel.tls_context()
-        if context is None:
-            raise ConfigError("[imap] tls_addr is set but no certificate is configured ([tls] cert_file, key_file)")
-        await serve_tcp(
-            self.kernel, protocol="imap", addr=self.settings.tls_addr, handler=self.handle,
-            tls_context=context, goodbye=GOODBYE, refuse=_refuse, limiter=self.limiter,
-            task_status=task_status,
-        )

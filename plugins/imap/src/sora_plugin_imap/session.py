@@ -7,7 +7,6 @@ mean for the session's state and the mail store; :mod:`.server` runs it on a con
 from __future__ import annotations
 
 import base64
-import time
 from collections.abc import Awaitable, Callable, Iterable
 from contextlib import ExitStack
 from dataclasses import replace
@@ -26,6 +25,7 @@ from sora_kernel.api import (
     AlreadyExists,
     ConnectionClosed,
     InvalidName,
+    LineSession,
     LineTooLong,
     Mailbox,
     MailStore,
@@ -124,10 +124,13 @@ class _Closed(Exception):
     """End the session after the current output (BYE already queued)."""
 
 
-class Session:
+class Session(LineSession):
     """State and command handlers of one client connection."""
 
+    protocol = "imap"
+
     def __init__(self, server: ImapServer, conn: Connection) -> None:
+        super().__init__(server.kernel, conn, max_errors=server.settings.max_errors)
         self.server = server
         self.kernel = server.kernel
         self.settings = server.settings
@@ -140,9 +143,6 @@ class Session:
         self.selected: SelectedMailbox | None = None
         self.subscription: Subscription | None = None
         self._subscription_stack = ExitStack()
-        self._out: list[bytes] = []
-        self._out_size = 0
-        self.errors = 0
         self.auth_failures = 0
         self.commands = 0
         self._tag = ""
@@ -150,24 +150,6 @@ class Session:
         self.condstore = False
 
     # ================================================================== output
-
-    def send(self, data: bytes) -> None:
-        """Queue untagged output; :meth:`flush` writes it."""
-        self._out.append(data)
-        self._out_size += len(data)
-
-    async def flush(self) -> None:
-        """Write queued output in one send."""
-        if self._out:
-            data = b"".join(self._out)
-            self._out.clear()
-            self._out_size = 0
-            await self.conn.write(data)
-
-    async def maybe_flush(self, threshold: int = 256 * 1024) -> None:
-        """Flush when enough output is queued (big FETCH answers stream out)."""
-        if self._out_size >= threshold:
-            await self.flush()
 
     @staticmethod
     def tagged(tag: str, status: str, text: str, code: str | None = None) -> bytes:
@@ -323,7 +305,7 @@ class Session:
             await conn.write(grammar.response.untagged_status("BAD", text, "TOOBIG"))
         else:
             await conn.write(self.tagged(tag, "NO", text, "TOOBIG"))
-        self.kernel.metrics.command("imap", "APPEND" if is_append else "LITERAL", "no", 0.0)
+        self.command_done("APPEND" if is_append else "LITERAL", "no", self.clock())
 
     # ================================================================== dispatch
 
@@ -335,7 +317,7 @@ class Session:
         the session goes on with the next command. Only a closed connection (or a deliberate
         BYE) ends it.
         """
-        started = time.perf_counter()
+        started = self.clock()
         self.commands += 1
         tag: str | None = None
         name = "UNKNOWN"
@@ -395,7 +377,7 @@ class Session:
             line = self.tagged(tag, failure.status, failure.text, failure.code) if tag else \
                 grammar.response.untagged_status(failure.status, failure.text, failure.code)
         finally:
-            self.kernel.metrics.command("imap", name, result, time.perf_counter() - started)
+            self.command_done(name, result, started)
         force_sync = name in ("NOOP", "CHECK")
         if self.selected is not None and (force_sync or (self.subscription and self.subscription.pending)):
             try:
@@ -403,13 +385,11 @@ class Session:
             except Exception as exc:  # the command itself is done; the next sync catches up
                 self._failure(f"{name} (sync)", exc)
         self.send(line)
-        if result == "bad":
-            self.errors += 1
-            if self.errors >= self.settings.max_errors:
-                self.send(b"* BYE Too many invalid commands.\r\n")
-                raise _Closed()
-        else:
-            self.errors = 0
+        if result != "bad":
+            self.reset_errors()
+        elif self.count_error():
+            self.send(b"* BYE Too many invalid commands.\r\n")
+            raise _Closed()
         await self.flush()
 
     def _failure(self, name: str, exc: BaseException) -> Reply:

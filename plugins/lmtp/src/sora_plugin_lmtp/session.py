@@ -9,14 +9,13 @@ MAIL/RCPT.../DATA group costs one write.
 from __future__ import annotations
 
 import secrets
-import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import anyio
 import structlog
 
-from sora_kernel.api import Connection, LineTooLong
+from sora_kernel.api import Connection, LineSession, LineTooLong
 
 from .protocol import (
     MailFrom,
@@ -56,10 +55,13 @@ def _queue_id() -> str:
     return secrets.token_hex(6).upper()
 
 
-class LmtpSession:
+class LmtpSession(LineSession):
     """The state of one LMTP client connection."""
 
+    protocol = "lmtp"
+
     def __init__(self, conn: Connection, server: LmtpServer) -> None:
+        super().__init__(server.kernel, conn, max_errors=server.settings.max_errors)
         self.conn = conn
         self.server = server
         self.kernel = server.kernel
@@ -67,8 +69,6 @@ class LmtpSession:
         self.remote_ip = conn.remote_ip
         self.lhlo = ""
         self.client_helo = ""  # the original client's HELO when a proxy sent XCLIENT
-        self.errors = 0
-        self._out = bytearray()
         self._classes: list[str] = []
         self.mail: MailFrom | None = None
         self.queue_id = ""
@@ -77,22 +77,16 @@ class LmtpSession:
         self.messages = 0
         self.accepted = 0
         self.refused = 0
-        conn.extra.update(messages=0, rcpt_accepted=0, rcpt_refused=0)
+        self.annotate(messages=0, rcpt_accepted=0, rcpt_refused=0)
 
     # ------------------------------------------------------------------ I/O
 
     def send(self, data: bytes, *, counted: bool = True) -> None:
         """Queue a reply (flushed before the next blocking read); ``counted`` replies make the
         command's metric result (a closing 421 after the real answer does not)."""
-        self._out += data
+        super().send(data)
         if counted:
             self._classes.append(reply_class(data))
-
-    async def flush(self) -> None:
-        """Write queued replies."""
-        if self._out:
-            data, self._out = bytes(self._out), bytearray()
-            await self.conn.write(data)
 
     async def read_line(self, limit: int, timeout: float) -> bytes:
         """The next line; queued replies go out first unless the client already sent more."""
@@ -112,8 +106,7 @@ class LmtpSession:
         except CloseSession:
             pass
         finally:
-            self.conn.extra.update(messages=self.messages, rcpt_accepted=self.accepted,
-                                   rcpt_refused=self.refused)
+            self.annotate(messages=self.messages, rcpt_accepted=self.accepted, rcpt_refused=self.refused)
         await self.flush()
 
     async def _one_command(self) -> None:
@@ -126,7 +119,7 @@ class LmtpSession:
         except TimeoutError:
             self.send(reply(421, "4.4.2", f"{self.kernel.hostname} Idle timeout, closing connection"))
             raise CloseSession() from None
-        started = time.perf_counter()
+        started = self.clock()
         self._classes.clear()
         name = "UNKNOWN"
         try:
@@ -139,7 +132,7 @@ class LmtpSession:
         except ProtocolError as exc:
             self._error(exc.reply)
         finally:
-            self.kernel.metrics.command("lmtp", name, self._result(), time.perf_counter() - started)
+            self.command_done(name, self._result(), started)
 
     def _result(self) -> str:
         classes = set(self._classes)
@@ -156,8 +149,7 @@ class LmtpSession:
         self.send(data)
         if data.startswith(b"503"):
             return
-        self.errors += 1
-        if self.settings.max_errors and self.errors >= self.settings.max_errors:
+        if self.count_error():
             self.send(reply(421, "4.7.0", f"{self.kernel.hostname} Too many errors, closing connection"))
             raise CloseSession()
 

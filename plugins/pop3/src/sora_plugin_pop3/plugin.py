@@ -8,7 +8,7 @@ import structlog
 
 from sora_kernel.api import ConfigSection, ServiceSpec, hookimpl
 
-from .settings import RFC_MIN_IDLE, SECTION
+from .settings import RFC_MIN_IDLE, Pop3Settings
 
 if TYPE_CHECKING:
     import typer
@@ -21,7 +21,7 @@ log = structlog.get_logger("sora.pop3")
 @hookimpl
 def sora_config_sections() -> list[ConfigSection]:
     """The ``[pop3]`` section."""
-    return [SECTION]
+    return [Pop3Settings.config_section()]
 
 
 @hookimpl

@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import anyio
 import structlog
 
-from sora_kernel.api import (
-    ConfigError,
-    Connection,
-    ConnectionClosed,
-    ConnectionLimiter,
-    LineTooLong,
-    ServiceSpec,
-    serve_tcp,
-)
+from sora_kernel.api import AdmitPolicy, Connection, ConnectionClosed, LineTooLong, ProtocolListeners, ServiceSpec
 
 from . import protocol as p
 from .metrics import Pop3Metrics
@@ -77,9 +69,6 @@ def build_services(kernel: KernelServices) -> list[ServiceSpec]:
     """The ``pop3`` listener and, with ``tls_addr``, the implicit-TLS ``pop3s`` one."""
     settings = Pop3Settings.from_config(kernel.config)
     metrics = Pop3Metrics(kernel)
-    # one limiter per worker shared by both listeners: the caps are per client, not per port
-    limiter = ConnectionLimiter(settings.max_connections, settings.max_connections_per_ip,
-                                trusted=settings.secure_networks)
 
     async def handler(conn: Connection) -> None:
         session = Pop3Session(kernel, settings, conn, metrics)
@@ -88,21 +77,6 @@ def build_services(kernel: KernelServices) -> list[ServiceSpec]:
         finally:
             await session.close()
 
-    def listener(addr: str, tls: bool) -> Any:
-        async def run(*, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
-            context = None
-            if tls:
-                context = kernel.tls_context()
-                if context is None:
-                    raise ConfigError("[pop3] tls_addr is set but no certificate is configured ([tls])")
-            await serve_tcp(kernel, protocol="pop3", addr=addr, handler=handler, tls_context=context,
-                            goodbye=GOODBYE, refuse=_refuse, limiter=limiter, task_status=task_status)
-
-        return run
-
-    services: list[ServiceSpec] = []
-    if settings.addr:
-        services.append(ServiceSpec(name="pop3", run=listener(settings.addr, False), protocol="pop3"))
-    if settings.tls_addr:
-        services.append(ServiceSpec(name="pop3s", run=listener(settings.tls_addr, True), protocol="pop3s"))
-    return services
+    admit = AdmitPolicy(settings.max_connections, settings.max_connections_per_ip, exempt=settings.secure_networks)
+    return ProtocolListeners("pop3", "pop3", handler, addr=settings.addr, tls_addr=settings.tls_addr,
+                             goodbye=GOODBYE, refuse=_refuse, admit=admit).services(kernel)

@@ -23,6 +23,7 @@ import structlog
 from sora_kernel.api import (
     SEEN,
     ConnectionClosed,
+    LineSession,
     LoginStep,
     NotFound,
     Principal,
@@ -92,18 +93,19 @@ class SessionAbort(Exception):
 Handler = Callable[["Pop3Session", Command], Awaitable[None]]
 
 
-class Pop3Session:
+class Pop3Session(LineSession):
     """One client's POP3 session (see the module docstring)."""
+
+    protocol = "pop3"
 
     def __init__(self, kernel: KernelServices, settings: Pop3Settings, transport: Transport,
                  metrics: Pop3Metrics) -> None:
-        self.kernel = kernel
+        super().__init__(kernel, transport, max_errors=settings.max_errors)
+        self.transport: Transport = transport
         self.settings = settings
-        self.transport = transport
         self.metrics = metrics
         self.state = State.AUTHORIZATION
         self.finished = False
-        self.errors = 0
         self.utf8 = False
         self.principal: Principal | None = None
         self.maildrop: Maildrop | None = None
@@ -114,7 +116,6 @@ class Pop3Session:
         self.log = log.bind(session=transport.id, remote=transport.remote_ip)
         self._user: str | None = None
         self._sasl: SaslLogin | None = None
-        self._out = bytearray()
         self._hashes: dict[int, bytes] = {}
         self._secure_networks = parse_networks(settings.secure_networks)
 
@@ -124,17 +125,9 @@ class Pop3Session:
         """The server greeting (no APOP timestamp: APOP is not offered)."""
         return p.ok(f"{IMPLEMENTATION} POP3 server ready.")
 
-    def send(self, data: bytes) -> None:
-        """Queue bytes for the client (flushed by :meth:`flush` or when the buffer grows)."""
-        self._out += data
-
-    async def flush(self) -> None:
-        """Write queued output; a client that stops reading for the idle timeout is dropped
+    async def write(self, data: bytes) -> None:
+        """Write now; a client that stops reading for the idle timeout is dropped
         (``ConnectionClosed``, as for a client that went away)."""
-        if not self._out:
-            return
-        data = bytes(self._out)
-        self._out.clear()
         try:
             with anyio.fail_after(self.settings.idle_timeout):
                 await self.transport.write(data)
@@ -143,9 +136,8 @@ class Pop3Session:
             raise ConnectionClosed() from None
 
     async def _send_streaming(self, data: bytes) -> None:
-        self._out += data
-        if len(self._out) >= _FLUSH_AT:
-            await self.flush()
+        self.send(data)
+        await self.maybe_flush(_FLUSH_AT)
 
     # ---------------------------------------------------------------- policy
 
@@ -176,7 +168,7 @@ class Pop3Session:
 
     async def handle_line(self, line: bytes) -> None:
         """Process one command line (or one SASL answer during AUTH)."""
-        started = time.monotonic()
+        started = self.clock()
         name = "SASL" if self._sasl is not None else "UNKNOWN"
         result = "ok"
         neutral = False
@@ -195,12 +187,12 @@ class Pop3Session:
                 await handler(self, command)
                 neutral = command.name in _NEUTRAL
             if not neutral:
-                self.errors = 0
+                self.reset_errors()
         except CommandError as exc:
             result = "error"
             self._error(exc)
         finally:
-            self.metrics.kernel.command("pop3", name, result, time.monotonic() - started)
+            self.command_done(name, result, started)
 
     def line_too_long(self) -> None:
         """Answer a command line over the limit (the rest of it was discarded)."""
@@ -214,9 +206,7 @@ class Pop3Session:
         self.log.info("autologout", state=self.state.value)
 
     def _error(self, exc: CommandError) -> None:
-        self.errors += 1
-        limit = self.settings.max_errors
-        if limit and self.errors >= limit:
+        if self.count_error():
             self.send(p.err(f"{exc.text} Too many errors, closing connection.", exc.code))
             self.finished = True
             self.log.info("too many errors", errors=self.errors)
