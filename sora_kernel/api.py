@@ -14,7 +14,8 @@ Groups:
   :class:`OutboundMessage`, :class:`DeliveryOutcome`, the store's row records;
 * contracts (``typing.Protocol``): :class:`KernelServices`, :class:`MailStore`, :class:`BlobStore`,
   :class:`ConnectionInfo`, :class:`PluginCalls`;
-* the login path: :class:`LoginService`, :class:`SaslLogin`, :class:`LoginStep`;
+* the login path: :class:`LoginService`, :class:`SaslLogin`, :class:`LoginStep`; account provisioning
+  (:func:`provision_account`, :func:`set_account_password`) shared by the CLI, the admin API, importers;
 * the protocol toolkit: settings declared once (:class:`SectionSettings`, :func:`setting`), listeners
   (:class:`ProtocolListeners`, :class:`AdmitPolicy`, :func:`serve_tcp`), connections and sessions
   (:class:`Connection`, :class:`LineSession`);
@@ -26,6 +27,7 @@ Groups:
 from __future__ import annotations
 
 from . import __version__, flags, mime, search
+from .accounts import InvalidPassword, provision_account, set_account_password
 from .builtin import PRIVATE_NETWORKS
 from .config import Config, parse_addr
 from .delivery import DeliveryOutcome
@@ -122,6 +124,7 @@ __all__ = [
     "HealthCheck",
     "HookRegistrar",
     "InvalidName",
+    "InvalidPassword",
     "KernelServices",
     "LimitExceeded",
     "LineSession",
@@ -162,8 +165,10 @@ __all__ = [
     "mime",
     "parse_addr",
     "parse_networks",
+    "provision_account",
     "search",
     "serve_tcp",
+    "set_account_password",
     "setting",
     "split_flags",
 ]

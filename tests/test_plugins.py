@@ -84,3 +84,55 @@ def test_broken_import_names_plugin_and_distribution(tmp_path, monkeypatch) -> N
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.raises(PluginError, match=r"'broken' \(distribution sora-plugin-broken\) failed to import.*boom"):
         load_plugins(["broken"])
+
+
+class _OwnerSpecs:
+    """Hook specs a plugin declares for others to implement."""
+
+    from sora_kernel.api import hookspec
+
+    @hookspec
+    def sora_demo_items(self, kernel: object) -> list[str]:  # type: ignore[empty-body]
+        """Items for the demo plugin."""
+
+
+class _Owner:
+    @hookimpl
+    def sora_addhooks(self, hooks: object) -> None:
+        hooks.add(_OwnerSpecs)  # type: ignore[attr-defined]
+
+
+class _Extender:
+    def __init__(self, item: str) -> None:
+        self.item = item
+
+    @hookimpl
+    def sora_demo_items(self, kernel: object) -> list[str]:
+        return [self.item]
+
+
+def test_plugin_owned_hooks_whatever_the_registration_order() -> None:
+    # the extender registers before the plugin that declares the hook
+    host = load_plugins([], [("early", _Extender("a")), ("owner", _Owner()), ("late", _Extender("b"))])
+    assert host.collect("sora_demo_items", kernel=None) == [("early", "a"), ("late", "b")]
+
+
+def test_implementing_an_undeclared_hook_fails_without_its_owner() -> None:
+    with pytest.raises(PluginError, match="sora_demo_items"):
+        load_plugins([], [("early", _Extender("a"))])
+
+
+def test_hook_wrappers_are_refused_with_a_clear_error() -> None:
+    class Wrapper:
+        @hookimpl(wrapper=True)
+        def sora_config_sections(self):  # type: ignore[no-untyped-def]
+            return (yield)
+
+    with pytest.raises(PluginError, match=r"'wrap'.*sora_config_sections is a hook wrapper"):
+        load_plugins([], [("wrap", Wrapper())])
+
+
+def test_claim_names_both_plugins() -> None:
+    host = load_plugins([], [])
+    with pytest.raises(PluginError, match=r"IMAP command 'X' is claimed twice: by plugin 'a'.*by plugin 'b'"):
+        host.claim("IMAP command", [("a", "X"), ("b", "X")], lambda item: item)
