@@ -74,22 +74,37 @@ def b64(data: bytes) -> bytes:
     return base64.b64encode(data)
 
 
-def imap_login(srv: Any, user: str, password: str) -> bytes:
+def imap_command(srv: Any, command: bytes) -> bytes:
+    """Send one tagged command on a fresh IMAP connection; the tagged answer."""
     wire = Wire(srv.addr("imap"))
     wire.line()
-    wire.send(b"a LOGIN " + user.encode() + b" " + password.encode() + b"\r\n")
+    wire.send(b"a " + command + b"\r\n")
     reply = wire.until(b"a ")
     wire.close()
     return reply
+
+
+def pop3_command(srv: Any, command: bytes) -> bytes:
+    """Send one command on a fresh POP3 connection; its status line."""
+    wire = Wire(srv.addr("pop3"))
+    wire.line()
+    wire.send(command + b"\r\n")
+    reply = wire.line()
+    wire.send(b"QUIT\r\n")
+    wire.close()
+    return reply
+
+
+def plain(user: str, password: str, authzid: str = "") -> bytes:
+    return b64(f"{authzid}\0{user}\0{password}".encode())
+
+
+def imap_login(srv: Any, user: str, password: str) -> bytes:
+    return imap_command(srv, f"LOGIN {user} {password}".encode())
 
 
 def imap_plain(srv: Any, user: str, password: str) -> bytes:
-    wire = Wire(srv.addr("imap"))
-    wire.line()
-    wire.send(b"a AUTHENTICATE PLAIN " + b64(b"\0" + user.encode() + b"\0" + password.encode()) + b"\r\n")
-    reply = wire.until(b"a ")
-    wire.close()
-    return reply
+    return imap_command(srv, b"AUTHENTICATE PLAIN " + plain(user, password))
 
 
 def imap_scram(srv: Any, user: str, password: str) -> bytes:
@@ -122,13 +137,7 @@ def pop3_user_pass(srv: Any, user: str, password: str) -> bytes:
 
 
 def pop3_auth_plain(srv: Any, user: str, password: str) -> bytes:
-    wire = Wire(srv.addr("pop3"))
-    wire.line()
-    wire.send(b"AUTH PLAIN " + b64(b"\0" + user.encode() + b"\0" + password.encode()) + b"\r\n")
-    reply = wire.line()
-    wire.send(b"QUIT\r\n")
-    wire.close()
-    return reply
+    return pop3_command(srv, b"AUTH PLAIN " + plain(user, password))
 
 
 LOGINS = [
@@ -171,24 +180,13 @@ def test_precheck_refuses_before_the_password_is_checked(env: Any, protocol: str
 def test_authzid_rule_is_the_same_for_every_protocol(env: Any) -> None:
     srv, _ = env
 
-    def imap(authzid: bytes) -> bytes:
-        wire = Wire(srv.addr("imap"))
-        wire.line()
-        wire.send(b"a AUTHENTICATE PLAIN " + b64(authzid + b"\0ann@example.com\0pw") + b"\r\n")
-        reply = wire.until(b"a ")
-        wire.close()
-        return reply
+    def imap(authzid: str) -> bytes:
+        return imap_command(srv, b"AUTHENTICATE PLAIN " + plain("ann@example.com", "pw", authzid))
 
-    def pop3(authzid: bytes) -> bytes:
-        wire = Wire(srv.addr("pop3"))
-        wire.line()
-        wire.send(b"AUTH PLAIN " + b64(authzid + b"\0ann@example.com\0pw") + b"\r\n")
-        reply = wire.line()
-        wire.send(b"QUIT\r\n")
-        wire.close()
-        return reply
+    def pop3(authzid: str) -> bytes:
+        return pop3_command(srv, b"AUTH PLAIN " + plain("ann@example.com", "pw", authzid))
 
-    assert imap(b"ann@example.com").startswith(b"a OK")
-    assert imap(b"blocked@example.com").startswith(b"a NO [AUTHENTICATIONFAILED]")
-    assert pop3(b"ANN@example.com").startswith(b"+OK")
-    assert pop3(b"blocked@example.com").startswith(b"-ERR [AUTH]")
+    assert imap("ann@example.com").startswith(b"a OK")
+    assert imap("blocked@example.com").startswith(b"a NO [AUTHENTICATIONFAILED]")
+    assert pop3("ANN@example.com").startswith(b"+OK")
+    assert pop3("blocked@example.com").startswith(b"-ERR [AUTH]")
