@@ -9,6 +9,19 @@ import asyncpg
 from ..errors import TemporaryStoreError
 
 
+async def _reset(conn: asyncpg.Connection) -> None:
+    """Return a connection to the pool: roll back a transaction left open (a cancelled task).
+
+    asyncpg's default reset runs ``pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL`` on
+    every release, one more round trip per store call (about 12 % of an LMTP worker's busy samples).
+    The store never leaves session state behind: no SET, no LISTEN (the event hub has its own
+    connection), cursors only inside transactions, advisory locks transaction-scoped or released in
+    ``finally`` (migrations).
+    """
+    if conn.is_in_transaction():
+        await conn.execute("ROLLBACK")
+
+
 class Database:
     """The write pool and, when ``read_dsn`` is set, a separate read-only pool."""
 
@@ -31,13 +44,13 @@ class Database:
         try:
             write = await asyncpg.create_pool(
                 dsn, min_size=min_size, max_size=max_size, command_timeout=command_timeout,
-                timeout=connect_timeout, server_settings={"application_name": "sora"},
+                timeout=connect_timeout, server_settings={"application_name": "sora"}, reset=_reset,
             )
             read = None
             if read_dsn:
                 read = await asyncpg.create_pool(
                     read_dsn, min_size=min_size, max_size=max_size, command_timeout=command_timeout,
-                    timeout=connect_timeout,
+                    timeout=connect_timeout, reset=_reset,
                     server_settings={"application_name": "sora-read",
                                      "default_transaction_read_only": "on"},
                 )
