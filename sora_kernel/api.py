@@ -32,6 +32,7 @@ from .builtin import PRIVATE_NETWORKS
 from .config import Config, parse_addr
 from .delivery import DeliveryOutcome
 from .errors import (
+    ActiveScript,
     AlreadyExists,
     AuthError,
     ConfigError,
@@ -47,7 +48,15 @@ from .errors import (
 from .events import ChangeEvent, ChangeKind, ChannelMessage, ChannelReceiver, Subscription
 from .flags import ANSWERED, DELETED, DRAFT, FLAGGED, SEEN, SYSTEM_FLAGS, flag_names, split_flags
 from .hookspecs import hookimpl, hookspec
-from .interfaces import BlobStore, ConnectionInfo, KernelServices, MailStore, PluginCalls, UidRanges
+from .interfaces import (
+    BlobStore,
+    ConnectionInfo,
+    DatabasePools,
+    KernelServices,
+    MailStore,
+    PluginCalls,
+    UidRanges,
+)
 from .login import SASL_MECHANISMS, LoginService, LoginStep, SaslLogin, authzid_allowed
 from .net import AdmitPolicy, Connection, ConnectionClosed, LineTooLong, Listener, ProtocolListeners, serve_tcp
 from .net.listener import ip_in_networks, parse_networks
@@ -67,6 +76,7 @@ from .store.mailstore import (
     Mailbox,
     MessageChange,
 )
+from .store.sieve import SieveScript, SieveStore
 from .types import (
     ActionKind,
     AuthRequest,
@@ -100,6 +110,7 @@ __all__ = [
     "SYSTEM_FLAGS",
     "Account",
     "ActionKind",
+    "ActiveScript",
     "AdmitPolicy",
     "AlreadyExists",
     "AppendResult",
@@ -117,6 +128,7 @@ __all__ = [
     "ConnectionClosed",
     "ConnectionInfo",
     "Credential",
+    "DatabasePools",
     "Delivery",
     "DeliveryAction",
     "DeliveryOutcome",
@@ -151,6 +163,8 @@ __all__ = [
     "ServiceSpec",
     "SessionTransport",
     "Setting",
+    "SieveScript",
+    "SieveStore",
     "SoraError",
     "StoreError",
     "Subscription",

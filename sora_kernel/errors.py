@@ -35,6 +35,10 @@ class InvalidName(StoreError):
     """The mailbox or address name is not acceptable."""
 
 
+class ActiveScript(StoreError):
+    """The Sieve script is active and may not be deleted (ManageSieve ``NO (ACTIVE)``)."""
+
+
 class QuotaExceeded(StoreError):
     """The account's storage or message quota would be exceeded."""
 

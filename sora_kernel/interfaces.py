@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     import anyio
+    import asyncpg
     from prometheus_client import CollectorRegistry
 
     from . import search as s
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
         Mailbox,
         MessageChange,
     )
+    from .store.sieve import SieveStore
     from .types import AuthRequest, Principal
 
 UidRanges = Sequence[tuple[int, int]]
@@ -101,6 +103,8 @@ class MailStore(Protocol):
     """
 
     blobs: BlobStore
+    sieve: SieveStore
+    """Sieve scripts and vacation tracking (:class:`~sora_kernel.store.sieve.SieveStore`)."""
 
     # accounts and credentials
     async def create_account(self, address: str, password_hash: str | None = None, *,
@@ -295,6 +299,16 @@ class PluginCalls(Protocol):
         ...
 
 
+class DatabasePools(Protocol):
+    """The asyncpg pools, for a plugin's own tables (created by its ``sora_migrations``).
+
+    ``read`` is a replica when ``[database] read_dsn`` is set, else the same pool as ``write``.
+    """
+
+    write: asyncpg.Pool
+    read: asyncpg.Pool
+
+
 class KernelServices(Protocol):
     """What the kernel hands every hook: configuration, storage, events, metrics, login, delivery."""
 
@@ -323,6 +337,11 @@ class KernelServices(Protocol):
     @property
     def store(self) -> MailStore:
         """The mail store (after start)."""
+        ...
+
+    @property
+    def db(self) -> DatabasePools:
+        """The database pools (after start), for plugin-owned tables."""
         ...
 
     @property

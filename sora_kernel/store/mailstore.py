@@ -31,6 +31,7 @@ from ..events import NOTIFY_CHANNEL, ChangeKind
 from ..flags import DELETED, SEEN
 from ..mime import ParsedMessage, normalize_crlf, parse_message
 from .database import Database
+from .sieve import SieveStore
 
 if TYPE_CHECKING:
     from ..interfaces import BlobStore
@@ -263,6 +264,7 @@ class MailStore:
         self.db = db
         self.blobs = blobs
         self.delivery_dedup_window = delivery_dedup_window
+        self.sieve = SieveStore(db)
 
     # ---------------------------------------------------------------- accounts and credentials
 

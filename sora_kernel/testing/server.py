@@ -5,6 +5,7 @@ use blocking clients (imaplib, poplib, smtplib) against real sockets."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import os
 import tempfile
@@ -159,8 +160,10 @@ class SoraTestServer:
         """The port of a protocol's listener."""
         return self.addr(protocol, tls=tls)[1]
 
-    def call(self, func: Callable[..., Awaitable[T]], *args: Any) -> T:
+    def call(self, func: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
         """Run a coroutine function on the kernel's event loop and return its result."""
+        if kwargs:
+            return self.portal.call(functools.partial(func, *args, **kwargs))
         return self.portal.call(func, *args)
 
     @property
