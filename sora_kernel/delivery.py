@@ -168,7 +168,8 @@ class DeliveryService:
     async def _outbound(self, delivery: Delivery, action: DeliveryAction) -> None:
         message = OutboundMessage(sender=delivery.recipient.primary_address,
                                   recipients=[action.address] if action.address else [delivery.sender],
-                                  raw=delivery.raw, reason=action.kind.value)
+                                  raw=delivery.raw, reason=action.kind.value, kind=action.kind.value,
+                                  account_id=delivery.recipient.account_id)
         accepted = await self.kernel.plugins.outbound(self.kernel, message)
         if not accepted:
             log.warning("outbound action dropped: no relay plugin accepted it", action=action.kind.value,

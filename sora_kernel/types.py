@@ -146,9 +146,19 @@ class Delivery:
 
 @dataclass(frozen=True)
 class OutboundMessage:
-    """A message to hand to the relay (redirect, vacation, notifications)."""
+    """A message to hand to the relay: the envelope and the exact bytes to send.
+
+    ``sender`` is the envelope sender ("" for ``<>``: vacation replies, rejects, DSNs); ``kind`` says
+    why it is sent (``redirect``, ``vacation``, ``reject``, ``notify``, ``dsn``); ``account_id`` and
+    ``message_id`` name the account and the Message-ID of the message that caused it (rate limits,
+    bounces, logs). ``reason`` is free text for logs. Nothing protocol-specific is built in here:
+    whoever creates the message builds ``raw`` completely.
+    """
 
     sender: str
     recipients: Sequence[str]
     raw: bytes
     reason: str = ""
+    kind: str = "redirect"
+    account_id: int = 0
+    message_id: str = ""
