@@ -20,6 +20,8 @@ import typer
 
 from sora_kernel.errors import SoraError
 
+from . import admin
+
 app = typer.Typer(help="Sora mail server.", no_args_is_help=True, add_completion=False)
 config_app = typer.Typer(help="Check and show the configuration.", no_args_is_help=True)
 plugins_app = typer.Typer(help="List, enable and disable plugins.", no_args_is_help=True)
@@ -33,6 +35,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(credentials_app, name="credentials")
 app.add_typer(bench_app, name="bench")
+admin.register(app, sys.modules[__name__])
 
 _state: dict[str, Any] = {"config": None}
 

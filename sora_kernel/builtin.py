@@ -14,7 +14,7 @@ from .hookspecs import hookimpl
 from .types import AuthRequest, ConfigSection, HealthCheck, Migration, Principal, Recipient, Setting
 
 if TYPE_CHECKING:
-    from .interfaces import BlobStore
+    from .interfaces import BlobStore, ConnectionInfo
     from .kernel import Kernel
 
 
@@ -84,7 +84,9 @@ KERNEL_SECTIONS = [
 @hookimpl
 def sora_config_sections() -> list[ConfigSection]:
     """The kernel's sections."""
-    return KERNEL_SECTIONS
+    from .ratelimit import SECTION
+
+    return [*KERNEL_SECTIONS, SECTION]
 
 
 @hookimpl
@@ -161,6 +163,15 @@ async def sora_resolve_recipient(kernel: Kernel, address: str) -> Recipient | No
 def sora_tls_context(kernel: Kernel, server_name: str | None) -> ssl.SSLContext | None:
     """The certificate from ``[tls] cert_file``/``key_file``, loaded once (reloaded on SIGHUP)."""
     return kernel.static_tls_context()
+
+
+@hookimpl
+def sora_connection_open(kernel: Kernel, conn: ConnectionInfo) -> bool | None:
+    """Refuse a client whose IP the auth rate limiter has blocked."""
+    if kernel.ratelimit.ip_blocked(conn.remote_ip):
+        kernel.ratelimit.refused_total.labels(conn.protocol, "ip_connect").inc()
+        return False
+    return None
 
 
 @hookimpl

@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from .login import LoginService
     from .mime import ParsedMessage
     from .observability import Metrics
+    from .ratelimit import AuthRateLimiter
+    from .store.auth import AuthStore
     from .store.mailstore import (
         Account,
         AppendResult,
@@ -105,6 +107,8 @@ class MailStore(Protocol):
     blobs: BlobStore
     sieve: SieveStore
     """Sieve scripts and vacation tracking (:class:`~sora_kernel.store.sieve.SieveStore`)."""
+    auth: AuthStore
+    """Auth rate-limiter counters and blocks (:class:`~sora_kernel.store.auth.AuthStore`)."""
 
     # accounts and credentials
     async def create_account(self, address: str, password_hash: str | None = None, *,
@@ -323,6 +327,7 @@ class KernelServices(Protocol):
     events: EventHub
     delivery: DeliveryService
     login: LoginService
+    ratelimit: AuthRateLimiter
 
     @property
     def plugins(self) -> PluginCalls:

@@ -27,6 +27,7 @@ from .login import LoginService
 from .net.tls import load_tls_context
 from .observability import Metrics
 from .plugins import PluginHost, load_plugins
+from .ratelimit import AuthRateLimiter
 from .store import Database, MailStore, migrate
 from .types import AuthRequest, Principal, ServiceSpec
 
@@ -80,6 +81,7 @@ class Kernel:
         self._tls_loaded = False
         self.delivery = DeliveryService(self)
         self.login = LoginService(self)
+        self.ratelimit = AuthRateLimiter(self)
         self.listeners: list[Any] = []
         self.is_leader = False
         plugins.configure(self)
@@ -201,6 +203,7 @@ class Kernel:
         return [
             ServiceSpec("kernel-cleaner", self._run_cleaner, singleton=True),
             ServiceSpec("kernel-indexer", self._run_indexer, singleton=True),
+            *([ServiceSpec("kernel-auth-blocks", self.ratelimit.run)] if self.ratelimit.enabled else []),
             *self.plugins.services(self),
         ]
 
@@ -278,6 +281,7 @@ class Kernel:
             try:
                 while await self.store.purge_expunged(grace) > 0:
                     await anyio.sleep(0)
+                await self.store.auth.cleanup()
             except Exception:
                 log.exception("cleaner run failed")
             await anyio.sleep(self.config.get("storage", "cleaner_interval"))

@@ -1,10 +1,11 @@
 """The one login path: every protocol and every mechanism authenticates through :class:`LoginService`.
 
-It owns, in this order for each attempt: the ``sora_auth_precheck`` veto (rate limiters refuse before
-any credential is checked), the ``sora_authenticate`` chain (plugins first, the database last), the
-SCRAM secret lookup, the authorization-identity rule, ``sora_auth_result``, the auth metrics and the
-failure delay. Protocols own only the wire: reading the username and password, or base64-decoding SASL
-answers and sending challenges.
+It owns, in this order for each attempt: the kernel's rate limiter (:mod:`sora_kernel.ratelimit`) and
+the ``sora_auth_precheck`` veto (both refuse before any credential is checked), the
+``sora_authenticate`` chain (plugins first, the database last), the SCRAM secret lookup, the
+authorization-identity rule, ``sora_auth_result``, the auth metrics and the failure delay (the
+limiter's progressive delay when longer). Protocols own only the wire: reading the username and
+password, or base64-decoding SASL answers and sending challenges.
 
 Password logins (IMAP LOGIN, POP3 USER/PASS, ManageSieve PLAIN) call :meth:`LoginService.password`.
 SASL exchanges create a :class:`SaslLogin` with :meth:`LoginService.sasl` and feed it the client's
@@ -86,7 +87,7 @@ class LoginService:
         kernel = self.kernel
         principal: Principal | None = None
         result = "failure"
-        refusal = kernel.plugins.auth_precheck(kernel, request) if request.username else None
+        refusal = await self.precheck(request) if request.username else None
         if refusal is not None:
             result = "refused"
             log.info("login refused before checking", protocol=request.protocol, user=request.username[:100],
@@ -102,13 +103,27 @@ class LoginService:
         kernel.plugins.auth_result(kernel, request, principal)
         kernel.metrics.auth_total.labels(request.protocol, result).inc()
         if principal is None:
-            await self.fail_delay()
+            extra = 0.0
+            if result == "failure":
+                extra = await kernel.ratelimit.failed(request.protocol, request.username, request.remote_ip)
+            await self.fail_delay(extra)
+        else:
+            await kernel.ratelimit.succeeded(request.username, request.remote_ip)
         return principal
 
-    async def fail_delay(self) -> None:
-        """Wait the failure delay (slows password guessing)."""
-        if self.failure_delay > 0:
-            await anyio.sleep(self.failure_delay)
+    async def precheck(self, request: AuthRequest) -> str | None:
+        """A reason to refuse before any credential is checked: the rate limiter, then plugins' vetoes."""
+        kernel = self.kernel
+        reason = await kernel.ratelimit.check(request.protocol, request.username, request.remote_ip)
+        if reason is None:
+            reason = kernel.plugins.auth_precheck(kernel, request)
+        return reason
+
+    async def fail_delay(self, at_least: float = 0.0) -> None:
+        """Wait the failure delay, or the rate limiter's progressive delay when longer."""
+        delay = max(self.failure_delay, at_least)
+        if delay > 0:
+            await anyio.sleep(delay)
 
 
 class SaslLogin:
@@ -163,7 +178,7 @@ class SaslLogin:
     async def _secret_for(self, username: str) -> str | None:
         kernel = self.service.kernel
         probe = AuthRequest(self.protocol, username, "", self.remote_ip, self.name)
-        if kernel.plugins.auth_precheck(kernel, probe) is not None:
+        if await self.service.precheck(probe) is not None:
             self._refused = True  # the exchange runs on with no secret, so it fails like a wrong password
             return None
         record = await kernel.store.lookup_login(username)
@@ -177,5 +192,8 @@ class SaslLogin:
         request = AuthRequest(self.protocol, username, "", self.remote_ip, self.name)
         kernel.plugins.auth_result(kernel, request, None)
         kernel.metrics.auth_total.labels(self.protocol, "refused" if self._refused else "failure").inc()
-        await self.service.fail_delay()
+        extra = 0.0
+        if not self._refused:
+            extra = await kernel.ratelimit.failed(self.protocol, username, self.remote_ip)
+        await self.service.fail_delay(extra)
         return LoginStep(done=True, username=username, malformed=malformed)

@@ -30,6 +30,7 @@ from ..errors import (
 from ..events import NOTIFY_CHANNEL, ChangeKind
 from ..flags import DELETED, SEEN
 from ..mime import ParsedMessage, normalize_crlf, parse_message
+from .auth import AuthStore
 from .database import Database
 from .sieve import SieveStore
 
@@ -265,6 +266,7 @@ class MailStore:
         self.blobs = blobs
         self.delivery_dedup_window = delivery_dedup_window
         self.sieve = SieveStore(db)
+        self.auth = AuthStore(db)
 
     # ---------------------------------------------------------------- accounts and credentials
 

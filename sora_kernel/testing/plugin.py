@@ -9,6 +9,7 @@ Fixtures:
 ``sora_server``
     A factory: ``sora_server(plugins=["imap"], config={...})`` starts a kernel with those plugins
     on ephemeral loopback ports and returns a :class:`SoraTestServer`; stopped after the test.
+    ``dsn=other.dsn`` starts it on another server's database (two workers or nodes of one cluster).
 ``kernel``
     A started kernel with no plugins and no services (store tests), on a fresh database.
 """
@@ -52,11 +53,12 @@ def sora_server(sora_database: TestDatabase, tmp_path: Path) -> Iterator[Callabl
         count = 0
 
         def factory(plugins: list[str] | tuple[str, ...] = (), config: dict[str, dict[str, Any]] | None = None,
-                    extra_plugins: Any = (), run_services: bool = True) -> SoraTestServer:
+                    extra_plugins: Any = (), run_services: bool = True, dsn: str | None = None) -> SoraTestServer:
             nonlocal count
             count += 1
             return start_test_server(stack, sora_database, tmp_path / f"server{count}", plugins=plugins,
-                                     config=config, extra_plugins=extra_plugins, run_services=run_services)
+                                     config=config, extra_plugins=extra_plugins, run_services=run_services,
+                                     dsn=dsn)
 
         yield factory
 

@@ -149,6 +149,11 @@ class SoraTestServer:
         self.portal = portal
         self.listeners = listeners
 
+    @property
+    def dsn(self) -> str:
+        """The database this server runs on (pass it to the factory to start a second node on it)."""
+        return self.kernel.dsn
+
     def addr(self, protocol: str, *, tls: bool = False) -> tuple[str, int]:
         """(host, port) of the first listener of a protocol."""
         for listener in self.listeners:
@@ -199,10 +204,13 @@ def start_test_server(
     config: dict[str, dict[str, Any]] | None = None,
     extra_plugins: Iterable[tuple[str, object]] = (),
     run_services: bool = True,
+    dsn: str | None = None,
 ) -> SoraTestServer:
-    """Start a kernel on a fresh database; everything stops when ``stack`` closes."""
-    dsn = database.create()
-    stack.callback(database.drop, dsn)
+    """Start a kernel on a fresh database (or on ``dsn``, another server's: two workers or nodes of
+    one cluster); everything stops when ``stack`` closes."""
+    if dsn is None:
+        dsn = database.create()
+        stack.callback(database.drop, dsn)
     cfg, host = test_config(data_dir, dsn, plugins, config or {}, extra_plugins)
     portal = stack.enter_context(anyio.from_thread.start_blocking_portal("asyncio"))
     kernel = Kernel(cfg, host)
