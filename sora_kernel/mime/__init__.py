@@ -7,6 +7,7 @@ store keeps, and all sizes, line counts and section bytes refer to it.
 
 from __future__ import annotations
 
+import base64
 import logging
 import re
 from dataclasses import dataclass
@@ -26,10 +27,12 @@ from ._search import (
     to_str,
 )
 from ._section import extract
+from ._sort import address_lines, ascii_upper, base_subject, display_address, sort_address
 from ._tree import F_MULTIPART, F_RFC822, Part, scan
 
 __all__ = [
     "ParsedMessage",
+    "binary_to_base64",
     "extract_section",
     "imap_quote",
     "iter_part_numbers",
@@ -85,6 +88,14 @@ class ParsedMessage:
     header_text: str  # 'Name: value\n' per header field, unfolded and decoded
     body_text: str  # decoded text/* parts, HTML tags stripped, at most 256 KiB
     has_attachments: bool  # a part is an attachment (disposition, or a named non-text leaf)
+    # SORT / THREAD / address SEARCH keys (see ._sort); ASCII upper-cased where RFC 5256 says i;ascii-casemap
+    addresses: str = ""  # 'from: Name <local@domain>\n' per parsed From/To/Cc/Bcc address
+    sort_subject: str = ""  # base subject (RFC 5256 2.1), upper-cased
+    sort_from: str = ""  # local part of the first From address, upper-cased
+    sort_to: str = ""
+    sort_cc: str = ""
+    display_from: str = ""  # display name (else address) of the first From, case-folded (RFC 5957)
+    display_to: str = ""
 
 
 def _walk(root: Part) -> list[Part]:
@@ -106,17 +117,20 @@ def _parse(raw: bytes) -> ParsedMessage:
     root_headers = [(h.name.lower(), h.value) for h in root.headers]
     envelope = build_envelope(root_headers)
     first: dict[bytes, bytes] = {}
+    every: dict[bytes, list[bytes]] = {}
     for lname, value in root_headers:
         first.setdefault(lname, value)
+        every.setdefault(lname, []).append(value)
 
     from_addr, from_name = first_address(first.get(b"from"))
     subject = first.get(b"subject")
+    decoded_subject = decoded_header(subject) if subject is not None else ""
     return ParsedMessage(
         size=len(raw),
         envelope=b"(" + envelope.write() + b")",
         bodystructure=b"(" + writer.write(root, True) + b")",
         body=b"(" + writer.write(root, False) + b")",
-        subject=decoded_header(subject) if subject is not None else "",
+        subject=decoded_subject,
         from_addr=from_addr,
         from_name=from_name,
         to_addr=first_address(first.get(b"to"))[0],
@@ -128,6 +142,13 @@ def _parse(raw: bytes) -> ParsedMessage:
         header_text="".join(f"{to_str(h.name)}: {decoded_header(h.value)}\n" for h in root.headers),
         body_text=body_text(raw, root, datas),
         has_attachments=any(is_attachment(p, datas[id(p)]) for p in parts),
+        addresses=address_lines(every),
+        sort_subject=ascii_upper(base_subject(decoded_subject)),
+        sort_from=sort_address(first.get(b"from")),
+        sort_to=sort_address(first.get(b"to")),
+        sort_cc=sort_address(first.get(b"cc")),
+        display_from=display_address(first.get(b"from")),
+        display_to=display_address(first.get(b"to")),
     )
 
 
@@ -162,6 +183,37 @@ def parse_message(raw: bytes) -> ParsedMessage:
         # A parser bug must not lose a delivery: log it and store a plain structure.
         _log.exception("MIME parse failed for a %d byte message; using a flat structure", len(raw))
         return _fallback(raw)
+
+
+def binary_to_base64(raw: bytes) -> bytes:
+    """Rewrite every ``Content-Transfer-Encoding: binary`` leaf part as base64 (76-column lines).
+
+    For messages sent as an IMAP literal8 (RFC 3516 4.2), before line ends are normalized: binary
+    data may hold bare CR/LF and NUL, which the store's CRLF form cannot keep. Dovecot converts
+    such parts the same way, so BINARY[n] gives back the original bytes. Other bytes are kept.
+    """
+    root = scan(raw)
+    edits: list[tuple[int, int, bytes]] = []
+    for part in _walk(root):
+        if part.children or part.flags & F_MULTIPART:
+            continue
+        cte = [h for h in part.headers if h.name.lower() == b"content-transfer-encoding"]
+        if len(cte) != 1 or cte[0].value.strip().lower() != b"binary":
+            continue
+        body = raw[part.body_start : part.end]
+        encoded = base64.encodebytes(body).replace(b"\n", b"\r\n")
+        if part.end < len(raw) or not body:
+            encoded = encoded.removesuffix(b"\r\n")  # the CRLF before the boundary follows
+        edits.append((cte[0].start, cte[0].end, b"Content-Transfer-Encoding: base64\r\n"))
+        edits.append((part.body_start, part.end, encoded))
+    if not edits:
+        return raw
+    out = bytearray()
+    pos = 0
+    for start, end, data in sorted(edits):
+        out += raw[pos:start] + data
+        pos = end
+    return bytes(out + raw[pos:])
 
 
 @lru_cache(maxsize=2)

@@ -278,6 +278,22 @@ _EMPTY_BODY = b'("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0)'
 _EMPTY_BODYSTRUCTURE = b'("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0 NIL NIL NIL NIL)'
 
 
+def _plain_7bit(d: PartData) -> bool:
+    """Dovecot's imap_bodystructure_is_plain_7bit for a non-multipart top part: text/plain, no
+    parameter but charset=us-ascii, 7bit, no other content header (checked on the shared corpus)."""
+    if d.content_type is not None and d.content_type.lower() != b"text":
+        return False
+    if d.content_subtype is not None and d.content_subtype.lower() != b"plain":
+        return False
+    if d.params and (len(d.params) > 1 or d.params[0][0].lower() != b"charset"
+                     or d.params[0][1].lower() != DEFAULT_CHARSET):
+        return False
+    if d.transfer_encoding is not None and d.transfer_encoding.lower() != b"7bit":
+        return False
+    return (d.id is None and d.description is None and d.md5 is None and d.disposition is None
+            and d.language is None and d.location is None)
+
+
 class StructureWriter:
     """Writes BODY / BODYSTRUCTURE for a scanned tree."""
 
@@ -311,6 +327,14 @@ class StructureWriter:
                 out.append(_common_ext(d))
             return
 
+        if part.parent is None and _plain_7bit(d):
+            # Dovecot caches such a message as "plain 7bit ASCII" and always answers the
+            # defaulted form, whatever the spelling of the headers (Text/Plain, no charset)
+            lines = self.raw.count(b"\n", part.body_start, part.end)
+            out.append(b'"text" "plain" ("charset" "us-ascii") NIL NIL "7bit" %d %d' % (part.body_size, lines))
+            if extended:
+                out.append(b" NIL NIL NIL NIL")
+            return
         if part.flags & F_RFC822:
             out.append(b'"message" "rfc822"')
             text = False

@@ -205,6 +205,12 @@ def _local(instant: datetime, minutes: int) -> datetime:
     return instant.astimezone(zone)
 
 
+def _zone_minutes(when: datetime | None) -> int:
+    """The UTC offset of an aware datetime in minutes east (0 when unknown)."""
+    offset = when.utcoffset() if when is not None else None
+    return int(offset.total_seconds() // 60) if offset else 0
+
+
 def _text(value: str) -> str:
     """PostgreSQL text cannot hold NUL; messages can (decoded parts, encoded words)."""
     return value.replace("\x00", "") if "\x00" in value else value
@@ -693,6 +699,9 @@ class MailStore:
                     _text(parsed.to_addr), _text(parsed.cc_addr), _text(parsed.message_id),
                     _text(parsed.in_reply_to), parsed.sent_date, _text(parsed.header_text),
                     _text(parsed.body_text), timedelta(seconds=self.delivery_dedup_window), tz_minutes,
+                    _zone_minutes(parsed.sent_date), _text(parsed.addresses), _text(parsed.sort_subject),
+                    _text(parsed.sort_from), _text(parsed.sort_to), _text(parsed.sort_cc),
+                    _text(parsed.display_from), _text(parsed.display_to), _text(parsed.references),
                 )
                 if row is not None:
                     return AppendResult(mailbox_id, row["uid"], row["uidvalidity"], row["modseq"],
@@ -1006,7 +1015,8 @@ class MailStore:
             case s.DateIs(field, op, day):
                 if field == "sent":
                     needs[0] = True
-                    column = "(c.sent_date AT TIME ZONE 'UTC')::date"
+                    # the day as written in the Date: header's own zone (RFC 3501 6.4.4)
+                    column = "((c.sent_date + make_interval(mins => c.sent_tz)) AT TIME ZONE 'UTC')::date"
                 elif field == "saved":
                     column = "(m.saved_at AT TIME ZONE 'UTC')::date"
                 else:
@@ -1035,8 +1045,11 @@ class MailStore:
             return "(" + " OR ".join(tests) + ")"
         header = name if field == "header" else field
         needs[0] = True
-        pattern = f"(^|\\n){_regex_escape(header.lower())}:[^\\n]*{_regex_escape(value)}"
-        return f"c.header_text ~* {param(pattern)}"
+        pattern = param(f"(^|\\n){_regex_escape(header.lower())}:[^\\n]*{_regex_escape(value)}")
+        if field in ("from", "to", "cc", "bcc"):
+            # the parsed addresses too: comments and folding inside an address hide it from the header text
+            return f"(c.header_text ~* {pattern} OR c.addresses ~* {pattern})"
+        return f"c.header_text ~* {pattern}"
 
     # ---------------------------------------------------------------- bodies and locks
 
@@ -1135,8 +1148,10 @@ mb AS (
 c AS (
     INSERT INTO message_contents (account_id, content_hash, size, envelope, bodystructure, body, subject,
                                   from_addr, from_name, to_addr, cc_addr, message_id, in_reply_to,
-                                  sent_date, header_text, body_text)
-    SELECT $2, $3, $4, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21 FROM mb
+                                  sent_date, header_text, body_text, sent_tz, addresses, sort_subject,
+                                  sort_from, sort_to, sort_cc, display_from, display_to, refs)
+    SELECT $2, $3, $4, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21,
+           $24, $25, $26, $27, $28, $29, $30, $31, $32 FROM mb
     ON CONFLICT (account_id, content_hash) DO NOTHING),
 m AS (
     INSERT INTO messages (account_id, mailbox_id, uid, modseq, content_hash, size, internal_date, flags,

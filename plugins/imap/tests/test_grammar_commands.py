@@ -50,6 +50,7 @@ from sora_plugin_imap.grammar import (
     parse_sequence_set,
 )
 from sora_plugin_imap.grammar.fetch import ALL, FAST, FULL, BodySection, Flags, Section, Uid
+from sora_plugin_imap.grammar.reader import UNDECODABLE
 from sora_plugin_imap.grammar.search import All, And, FlagIs, SearchKey, SeqNums, TextContains
 
 
@@ -212,6 +213,18 @@ def test_mailbox_modified_utf7_and_raw_utf8() -> None:
         b"a SELECT Tom&Jerry",  # unterminated base64 run
         b"a SELECT &AGE-",  # encodes printable ASCII
         b"a SELECT &2D0-",  # lone UTF-16 surrogate
+    ],
+)
+def test_invalid_modified_utf7_names_no_mailbox(data: bytes) -> None:
+    """A valid astring that is not modified UTF-7 parses, as a name no mailbox can have."""
+    name = mailbox(data)
+    assert name.startswith(UNDECODABLE)
+    assert name[1:] == data.split(b" ", 2)[2].decode()
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
         b'a SELECT "Caf\xe9"',  # not UTF-8
         b"a SELECT {3}\r\na\x00b",  # NUL in name
         b"a SELECT {3}\r\na\tb",  # control character

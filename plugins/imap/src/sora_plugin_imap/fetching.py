@@ -7,7 +7,6 @@ serialized); bodies are read from the blob store one message at a time and writt
 from __future__ import annotations
 
 import binascii
-import quopri
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from sora_kernel.api import FetchRow, mime
 
 from .grammar import fetch as f
 from .grammar.dates import MONTHS
+from .qp import decode_qp
 from .selected import SelectedMailbox, format_flags
 
 #: Messages per metadata query: bounded round trips, bounded memory.
@@ -150,7 +150,7 @@ def decode_part(raw: bytes, part: tuple[int, ...]) -> bytes:
         except binascii.Error:
             raise InvalidContent() from None
     if cte == b"quoted-printable":
-        return quopri.decodestring(body)
+        return decode_qp(body)
     raise UnknownCte(cte.decode("ascii", "replace"))
 
 

@@ -99,7 +99,7 @@ def subscribed_entries(
     ``mailboxes`` maps existing names to their special use. Subscribed names matching the
     pattern are listed with \\Subscribed (\\NonExistent when there is no such mailbox). With
     ``recursive`` every matching name with a subscribed descendant is listed too, subscribed or
-    not, existing or not, with ``("CHILDINFO" ("SUBSCRIBED"))``. ``children`` adds
+    not, existing or not, with ``("CHILDINFO" ("SUBSCRIBED"))`` when not subscribed itself. ``children`` adds
     \\HasChildren/\\HasNoChildren (RETURN (CHILDREN)), from the existing mailboxes.
     """
     regex = compile_pattern(join_reference(reference, pattern))
@@ -120,7 +120,8 @@ def subscribed_entries(
         special_use = mailboxes.get(name)
         if special_use:
             attrs.append(special_use)
-        childinfo = ("SUBSCRIBED",) if name in with_subscribed_child else ()
+        # RFC 5258 3.5: CHILDINFO only when the mailbox itself does not meet the selection
+        childinfo = ("SUBSCRIBED",) if name in with_subscribed_child and name not in subscribed else ()
         out.append(ListEntry(name, attrs, childinfo))
     return sorted(out, key=lambda e: (e.name != INBOX, e.name))
 

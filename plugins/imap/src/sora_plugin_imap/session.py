@@ -33,6 +33,7 @@ from sora_kernel.api import (
     NotFound,
     Principal,
     Subscription,
+    mime,
     split_flags,
 )
 from sora_kernel.api import search as s
@@ -773,6 +774,8 @@ class Session(LineSession):
         for message in cmd.messages:
             if not message.data:
                 raise no("Empty message.", "CANNOT")
+            if message.binary:  # literal8: binary parts become base64 before line ends are normalized
+                message = replace(message, data=mime.binary_to_base64(message.data))
             bits, keywords = split_flags(message.flags)
             if len(keywords) > self.settings.max_keywords:
                 raise no("Too many keywords.", "LIMIT")
@@ -983,19 +986,24 @@ class Session(LineSession):
             if seq is not None:
                 known.append(uid)
                 numbers.append(uid if cmd.uid else seq)
+        options = cmd.return_options or ("ALL",)
         highest = b""
         if searching.uses_modseq(cmd.criteria):
             self.enable_condstore()
-            if known:
+            # RFC 7162 3.1.5: with only MIN and/or MAX the MODSEQ is that of the message(s) returned
+            returned = known
+            if cmd.return_options is not None and not {"ALL", "COUNT"} & set(options) and known:
+                ends = ([known[0]] if "MIN" in options else []) + ([known[-1]] if "MAX" in options else [])
+                returned = sorted(set(ends))
+            if returned:
                 top = 0
-                for batch in _batches(selected.runs(selected.uid_ranges_to_positions((u, u) for u in known)),
+                for batch in _batches(selected.runs(selected.uid_ranges_to_positions((u, u) for u in returned)),
                                       _STORE_RUNS):
                     top = max([top, *(row.modseq for row in await self.store.fetch(selected.id, batch))])
                 highest = b" (MODSEQ %d)" % top
         if cmd.return_options is None:
             self.send(b"* SEARCH" + b"".join(b" %d" % n for n in numbers) + highest + b"\r\n")
             return None, "Search completed."
-        options = cmd.return_options or ("ALL",)
         out = b'* ESEARCH (TAG "' + cmd.tag.encode() + b'")' + (b" UID" if cmd.uid else b"")
         if numbers:
             if "MIN" in options:

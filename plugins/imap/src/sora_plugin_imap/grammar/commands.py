@@ -682,7 +682,7 @@ def _p_list(reader: Reader, tag: str) -> Command:
         for option in selection:
             if option not in LIST_SELECTION:
                 raise ParseError("Unknown LIST selection option")
-        if "RECURSIVEMATCH" in selection and len(set(selection)) == 1:
+        if "RECURSIVEMATCH" in selection and set(selection) <= {"RECURSIVEMATCH", "REMOTE"}:  # RFC 5258 3.1
             raise ParseError("RECURSIVEMATCH needs another selection option")
         reader.sp()
     reference = reader.mailbox(pattern=True)

@@ -240,9 +240,19 @@ class Reader:
             raise ParseError(f"Invalid UTF-8 in {what}") from exc
 
     def mailbox(self, *, pattern: bool = False) -> str:
-        """A mailbox name (or LIST pattern) decoded to str; see :func:`decode_mailbox`."""
+        """A mailbox name (or LIST pattern) decoded to str; see :func:`decode_mailbox`.
+
+        A printable ASCII name that is not valid modified UTF-7 is still a valid astring: it comes
+        back behind :data:`UNDECODABLE`, so it names no mailbox (SELECT answers NO, LIST lists
+        nothing) instead of failing the command as Dovecot does not.
+        """
         raw = self.list_mailbox() if pattern else self.astring("mailbox name")
-        return decode_mailbox(raw, utf8=self.utf8)
+        try:
+            return decode_mailbox(raw, utf8=self.utf8)
+        except ParseError:
+            if self.utf8 or any(b < 0x20 or b > 0x7E for b in raw):
+                raise
+            return UNDECODABLE + raw.decode("ascii")
 
     # -- structures -------------------------------------------------------------------------
 
@@ -305,6 +315,10 @@ class Reader:
                 self.pos += 1
                 return tuple(items)
             self.sp()
+
+
+UNDECODABLE = "\x00"
+"""Prefix of a name that is not valid modified UTF-7 (no stored name has a NUL: it matches none)."""
 
 
 def decode_mailbox(raw: bytes, *, utf8: bool = False) -> str:
