@@ -29,6 +29,7 @@ from __future__ import annotations
 from . import __version__, flags, mime, search
 from .accounts import InvalidPassword, provision_account, set_account_password
 from .builtin import PRIVATE_NETWORKS
+from .cli_support import cli_kernel
 from .config import Config, parse_addr
 from .delivery import DeliveryOutcome
 from .errors import (
@@ -76,6 +77,8 @@ from .store.mailstore import (
     Mailbox,
     MessageChange,
 )
+from .store.relay import RELAY_CHANNEL, QueuedMessage, QueueStats, RelayStore
+from .store.relay import STATES as RELAY_STATES
 from .store.sieve import SieveScript, SieveStore
 from .types import (
     ActionKind,
@@ -104,6 +107,8 @@ __all__ = [
     "FLAGGED",
     "INBOX",
     "PRIVATE_NETWORKS",
+    "RELAY_CHANNEL",
+    "RELAY_STATES",
     "SASL_MECHANISMS",
     "SEEN",
     "SPECIAL_USES",
@@ -156,8 +161,11 @@ __all__ = [
     "PluginError",
     "Principal",
     "ProtocolListeners",
+    "QueueStats",
+    "QueuedMessage",
     "QuotaExceeded",
     "Recipient",
+    "RelayStore",
     "SaslLogin",
     "SectionSettings",
     "ServiceSpec",
@@ -171,6 +179,7 @@ __all__ = [
     "TemporaryStoreError",
     "UidRanges",
     "authzid_allowed",
+    "cli_kernel",
     "flag_names",
     "flags",
     "hookimpl",

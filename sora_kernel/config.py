@@ -112,6 +112,10 @@ def convert(setting: Setting, value: Any) -> Any:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ValueError("expected a list of strings")
         result = list(value)
+    elif kind == "tables":  # [[section.key]] arrays of tables; the owner validates each table's keys
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            raise ValueError("expected an array of tables ([[section.key]])")
+        result = [dict(v) for v in value]
     else:  # pragma: no cover - programming error in a section declaration
         raise ValueError(f"unknown setting kind {kind}")
     if setting.choices and result not in setting.choices:
@@ -172,6 +176,16 @@ def load_raw(path: Path | None) -> dict[str, Any]:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
 
 
+def _section_table(raw: Mapping[str, Any], name: str) -> Any:
+    """The raw table of a section; ``a.b`` is TOML's ``[a.b]`` (``raw["a"]["b"]``) or a flat ``"a.b"`` key."""
+    if name in raw or "." not in name:
+        return raw.get(name, {})
+    table: Any = raw
+    for part in name.split("."):
+        table = table.get(part, {}) if isinstance(table, dict) else {}
+    return table
+
+
 def build_config(
     path: Path | None,
     raw: Mapping[str, Any],
@@ -182,21 +196,24 @@ def build_config(
     env = os.environ if environ is None else environ
     config = Config(path=path, raw=dict(raw))
     errors: list[str] = []
-    for section in sections:
+    declared = list(sections)
+    for section in declared:
         if section.name in config.sections:
             raise ConfigError(f"[{section.name}] is declared twice")
         config.sections[section.name] = section
-        table = raw.get(section.name, {})
+        table = _section_table(raw, section.name)
         if not isinstance(table, dict):
             errors.append(f"[{section.name}]: expected a table")
             table = {}
         known = {s.key for s in section.settings}
+        # a declared ``[relay.queue]`` is a sub-table of ``[relay]``, not an unknown key of it
+        subtables = {s.name.split(".", 1)[1] for s in declared if s.name.startswith(section.name + ".")}
         for key in table:
-            if key not in known:
+            if key not in known and not (key in subtables and isinstance(table[key], dict)):
                 errors.append(f"[{section.name}] {key}: unknown key (known: {', '.join(sorted(known))})")
         values: dict[str, Any] = {}
         for setting in section.settings:
-            env_name = f"SORA_{section.name.upper()}__{setting.key.upper()}"
+            env_name = f"SORA_{section.name.upper().replace('.', '_')}__{setting.key.upper()}"
             source = table.get(setting.key, setting.default)
             origin = "file"
             if env_name in env:
@@ -231,7 +248,14 @@ def render_template(sections: Iterable[ConfigSection], overrides: Mapping[str, M
             value = overrides.get(section.name, {}).get(setting.key, setting.default)
             if setting.help:
                 table.add(tomlkit.comment(setting.help))
+            if setting.kind == "tables" and not value:  # `key = []` would forbid [[section.key]] below
+                table.add(tomlkit.comment(f"[[{section.name}.{setting.key}]] tables: none by default"))
+                continue
             table.add(setting.key, value)
         doc.add(tomlkit.nl())
-        doc.add(section.name, table)
+        parent, _, child = section.name.partition(".")
+        if child and parent in doc:  # ``[relay.queue]`` nested under ``[relay]``
+            doc[parent].add(child, table)  # type: ignore[union-attr]
+        else:
+            doc.add(section.name, table)
     return tomlkit.dumps(doc)

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
         Mailbox,
         MessageChange,
     )
+    from .store.relay import RelayStore
     from .store.sieve import SieveStore
     from .types import AuthRequest, Principal
 
@@ -107,6 +108,8 @@ class MailStore(Protocol):
     blobs: BlobStore
     sieve: SieveStore
     """Sieve scripts and vacation tracking (:class:`~sora_kernel.store.sieve.SieveStore`)."""
+    relay: RelayStore
+    """The outbound relay queue (:class:`~sora_kernel.store.relay.RelayStore`)."""
     auth: AuthStore
     """Auth rate-limiter counters and blocks (:class:`~sora_kernel.store.auth.AuthStore`)."""
 

@@ -32,6 +32,7 @@ from ..flags import DELETED, SEEN
 from ..mime import ParsedMessage, normalize_crlf, parse_message
 from .auth import AuthStore
 from .database import Database
+from .relay import RelayStore
 from .sieve import SieveStore
 
 if TYPE_CHECKING:
@@ -272,6 +273,7 @@ class MailStore:
         self.blobs = blobs
         self.delivery_dedup_window = delivery_dedup_window
         self.sieve = SieveStore(db)
+        self.relay = RelayStore(db)
         self.auth = AuthStore(db)
 
     # ---------------------------------------------------------------- accounts and credentials
