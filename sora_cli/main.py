@@ -21,6 +21,7 @@ import typer
 from sora_kernel.errors import SoraError
 
 from . import admin
+from . import maildir as maildir_cli
 
 app = typer.Typer(help="Sora mail server.", no_args_is_help=True, add_completion=False)
 config_app = typer.Typer(help="Check and show the configuration.", no_args_is_help=True)
@@ -36,6 +37,7 @@ app.add_typer(accounts_app, name="accounts")
 app.add_typer(credentials_app, name="credentials")
 app.add_typer(bench_app, name="bench")
 admin.register(app, sys.modules[__name__])
+maildir_cli.register(app, sys.modules[__name__])
 
 _state: dict[str, Any] = {"config": None}
 
