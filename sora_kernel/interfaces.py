@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from .mime import ParsedMessage
     from .observability import Metrics
     from .ratelimit import AuthRateLimiter
+    from .store.admin import AdminStore
     from .store.auth import AuthStore
     from .store.mailstore import (
         Account,
@@ -112,6 +113,8 @@ class MailStore(Protocol):
     """The outbound relay queue (:class:`~sora_kernel.store.relay.RelayStore`)."""
     auth: AuthStore
     """Auth rate-limiter counters and blocks (:class:`~sora_kernel.store.auth.AuthStore`)."""
+    admin: AdminStore
+    """Operator queries: account pages, expunged messages, purge (:class:`~sora_kernel.store.admin.AdminStore`)."""
 
     # accounts and credentials
     async def create_account(self, address: str, password_hash: str | None = None, *,

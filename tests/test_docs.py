@@ -13,6 +13,7 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from sora_plugin_admin_api import hookspecs as admin_api_hookspecs
 from sora_plugin_imap import hookspecs as imap_hookspecs
 
 from sora_kernel import hookspecs
@@ -21,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SPECS: list[tuple[ModuleType, Path]] = [
     (hookspecs, ROOT / "PLUGINS.md"),
     (imap_hookspecs, ROOT / "plugins" / "imap" / "README.md"),
+    (admin_api_hookspecs, ROOT / "plugins" / "admin-api" / "README.md"),
 ]
 
 

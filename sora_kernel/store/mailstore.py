@@ -275,6 +275,9 @@ class MailStore:
         self.sieve = SieveStore(db)
         self.relay = RelayStore(db)
         self.auth = AuthStore(db)
+        from .admin import AdminStore  # it builds this module's records
+
+        self.admin = AdminStore(db)
 
     # ---------------------------------------------------------------- accounts and credentials
 
