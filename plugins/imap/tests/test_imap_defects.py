@@ -172,3 +172,36 @@ def test_content_type_without_charset_is_defaulted(session):
     assert session.cmd(b"b FETCH 1 BODY") == (
         b'* 1 FETCH (BODY ("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 6 1))\r\n'
         b"b OK Fetch completed.\r\n")
+
+
+# -- capabilities advertised because they work (issue #16) -----------------------------------------
+
+
+def test_savedate_fetch_and_search(session):
+    """RFC 8514: FETCH SAVEDATE is the date-time the message was saved to the mailbox;
+    SAVEDBEFORE/SAVEDON/SAVEDSINCE search by its day."""
+    append(session, b"INBOX", _message(b"Subject: s\r\n"), tag=b"A1")
+    session.cmd(b"a SELECT INBOX")
+    out = session.cmd(b"b FETCH 1 (SAVEDATE)")
+    assert re.fullmatch(
+        rb'\* 1 FETCH \(SAVEDATE "\d\d-[A-Z][a-z]{2}-\d{4} \d\d:\d\d:\d\d \+0000"\)\r\nb OK Fetch completed.\r\n', out)
+    day = re.search(rb'SAVEDATE "(\d\d-[A-Za-z]{3}-\d{4})', out).group(1)
+    assert session.cmd(b"c SEARCH SAVEDON " + day) == b"* SEARCH 1\r\nc OK Search completed.\r\n"
+    assert session.cmd(b"d SEARCH SAVEDBEFORE " + day) == b"* SEARCH\r\nd OK Search completed.\r\n"
+
+
+def test_within_and_status_size(session):
+    """RFC 5032 YOUNGER/OLDER in seconds; RFC 8438 STATUS SIZE is the mailbox's total RFC822.SIZE."""
+    message = _message(b"Subject: w\r\n")
+    append(session, b"INBOX", message, tag=b"A1")
+    append(session, b"INBOX", message, tag=b"A2")
+    assert session.cmd(b"a STATUS INBOX (SIZE MESSAGES)") == (
+        b"* STATUS INBOX (SIZE %d MESSAGES 2)\r\na OK Status completed.\r\n" % (2 * len(message)))
+    session.cmd(b"b SELECT INBOX")
+    assert session.cmd(b"c SEARCH YOUNGER 3600") == b"* SEARCH 1 2\r\nc OK Search completed.\r\n"
+    assert session.cmd(b"d SEARCH OLDER 3600") == b"* SEARCH\r\nd OK Search completed.\r\n"
+
+
+def test_scram_is_advertised(raw):
+    client = raw()
+    assert b" AUTH=SCRAM-SHA-256" in client.greeting

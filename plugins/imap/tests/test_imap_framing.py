@@ -222,7 +222,7 @@ def test_logindisabled_and_starttls(tls_server, raw):
     assert client.cmd(b"c STARTTLS") == b"c OK Begin TLS negotiation now.\r\n"
     client.sock = _tls_context().wrap_socket(client.sock, server_hostname="test.local")
     assert client.cmd(b"d CAPABILITY") == (
-        b"* CAPABILITY IMAP4rev1 SASL-IR LITERAL+ ID ENABLE IDLE AUTH=PLAIN AUTH=LOGIN\r\n"
+        b"* CAPABILITY IMAP4rev1 SASL-IR LITERAL+ ID ENABLE IDLE AUTH=PLAIN AUTH=LOGIN AUTH=SCRAM-SHA-256\r\n"
         b"d OK Capability completed.\r\n"
     )
     assert client.cmd(b"e STARTTLS") == b"e BAD TLS is already active.\r\n"
@@ -233,7 +233,8 @@ def test_implicit_tls_and_small_append_limit(tls_server, raw):
     sock = socket.create_connection(("127.0.0.1", tls_server.port("imap", tls=True)), timeout=10)
     client = raw(1, sock=_tls_context().wrap_socket(sock, server_hostname="test.local"))
     assert client.greeting == (
-        b"* OK [CAPABILITY IMAP4rev1 SASL-IR LITERAL+ ID ENABLE IDLE AUTH=PLAIN AUTH=LOGIN] Sora ready.\r\n"
+        b"* OK [CAPABILITY IMAP4rev1 SASL-IR LITERAL+ ID ENABLE IDLE AUTH=PLAIN AUTH=LOGIN AUTH=SCRAM-SHA-256] "
+        b"Sora ready.\r\n"
     )
     started = time.monotonic()
     assert client.cmd(b"x LOGIN tls@example.com wrong") == b"x NO [AUTHENTICATIONFAILED] Authentication failed.\r\n"

@@ -77,6 +77,10 @@ def _internaldate(row: FetchRow, _raw: bytes, _mailbox: SelectedMailbox) -> byte
     return b"INTERNALDATE " + internaldate(row.internal_date)
 
 
+def _savedate(row: FetchRow, _raw: bytes, _mailbox: SelectedMailbox) -> bytes:
+    return b"SAVEDATE " + internaldate(row.saved_at)
+
+
 def _envelope(row: FetchRow, _raw: bytes, _mailbox: SelectedMailbox) -> bytes:
     return b"ENVELOPE " + row.envelope
 
@@ -181,6 +185,7 @@ _SIMPLE: dict[type, Encoder] = {
     f.Uid: _uid,
     f.Rfc822Size: _size,
     f.InternalDate: _internaldate,
+    f.SaveDate: _savedate,
     f.Envelope: _envelope,
     f.BodyStructure: _bodystructure,
     f.Body: _body,

@@ -180,14 +180,14 @@ class Session(LineSession):
             if self.tls_available:
                 caps.append("STARTTLS")
             if self.auth_allowed:
-                caps.extend(("AUTH=PLAIN", "AUTH=LOGIN"))
+                caps.extend(("AUTH=PLAIN", "AUTH=LOGIN", "AUTH=SCRAM-SHA-256"))
             else:
                 caps.append("LOGINDISABLED")
         else:
             caps.extend((
                 "NAMESPACE", "UNSELECT", "UIDPLUS", "MOVE", "CHILDREN", "SPECIAL-USE",
                 "CREATE-SPECIAL-USE", "LIST-EXTENDED", "LIST-STATUS", "ESEARCH", "BINARY", "CONDSTORE", "QUOTA",
-                "QUOTA=RES-STORAGE", "QUOTA=RES-MESSAGE",
+                "QUOTA=RES-STORAGE", "QUOTA=RES-MESSAGE", "STATUS=SIZE", "SAVEDATE", "WITHIN",
                 f"APPENDLIMIT={self.settings.append_limit}",
             ))
             caps.extend(self.server.extra_capabilities)

@@ -79,6 +79,16 @@ class InternalDate(FetchAtt):
 
 
 @dataclass(frozen=True, slots=True)
+class SaveDate(FetchAtt):
+    """SAVEDATE (RFC 8514): when the message was saved to this mailbox."""
+
+    @property
+    def response_name(self) -> bytes:
+        """``SAVEDATE``."""
+        return b"SAVEDATE"
+
+
+@dataclass(frozen=True, slots=True)
 class Rfc822Size(FetchAtt):
     """RFC822.SIZE."""
 
@@ -231,6 +241,7 @@ _SIMPLE: dict[str, FetchAtt] = {
     "RFC822.HEADER": Rfc822Header(),
     "RFC822.TEXT": Rfc822Text(),
     "MODSEQ": ModSeq(),
+    "SAVEDATE": SaveDate(),
 }
 
 _NAME_RE = re.compile(rb"[A-Za-z0-9.]+")
