@@ -119,6 +119,59 @@ class Connection:
                 del self._buffer[:take]
                 size -= take
 
+    async def read_dot_data(self, max_size: int = 0, timeout: float | None = None) -> tuple[bytes, int]:
+        """SMTP/LMTP DATA: everything up to the ``.`` line, dot-unstuffed (RFC 5321 §4.5.2).
+
+        Returns ``(data, size)``. Past ``max_size`` (0: no cap) the bytes are only counted, never
+        kept, and ``data`` is empty; reading still goes on to the end so the session stays in step.
+        Works on whole buffered blocks (a find and a replace per 64 KiB read), not line by line:
+        the end line is ``.`` followed by CRLF or a bare LF at the start of a line. TimeoutError
+        when a read waits ``timeout`` seconds; ConnectionClosed at end of stream.
+        """
+        parts: list[bytes] = []
+        size = 0
+        line_start = True
+        while True:
+            buf = self._buffer
+            if line_start and (buf.startswith(b".\r\n") or buf.startswith(b".\n")):
+                del buf[: 2 if buf[1] == 10 else 3]
+                break
+            end = -1
+            for needle in (b"\n.\r\n", b"\n.\n"):
+                found = buf.find(needle)
+                if found >= 0 and (end < 0 or found < end):
+                    end = found
+            if end >= 0:
+                take = end + 1
+                rest = 2 if buf[end + 2] == 10 else 3
+            else:
+                take = buf.rfind(b"\n") + 1
+                if take == 0 and len(buf) > 4096:
+                    take = len(buf)  # a long line: consume it (mid-line bytes never end the data)
+                rest = 0
+            if take == 0:
+                with anyio.fail_after(timeout):  # the timeout is per read: a slow big message is fine
+                    await self._fill()
+                continue
+            region = bytes(buf[:take])
+            del buf[: take + rest]
+            ends_line = region.endswith(b"\n")
+            if line_start and region[:1] == b".":
+                region = region[1:]
+            if b"\n." in region:
+                region = region.replace(b"\n.", b"\n")
+            line_start = ends_line
+            size += len(region)
+            if max_size and size > max_size:
+                parts.clear()
+            else:
+                parts.append(region)
+            if rest:
+                break
+        if max_size and size > max_size:
+            return b"", size
+        return b"".join(parts), size
+
     @property
     def has_buffered_input(self) -> bool:
         """Whether the client already sent more (pipelining, or a STARTTLS injection attempt)."""

@@ -39,8 +39,6 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("sora.lmtp")
 
-#: Longest line kept while discarding the rest of an oversized message.
-_DISCARD_LINE = 65536
 #: Cap on one recipient lookup; a slow database answers 451, never a hang.
 _LOOKUP_TIMEOUT = 15.0
 
@@ -302,20 +300,17 @@ class LmtpSession(LineSession):
         self.send(reply(354, "", "Start mail input; end with <CRLF>.<CRLF>"))
         self._classes.clear()  # the command's result is the recipients' replies
         buffer = MessageBuffer(self.settings.max_message_size)
-        timeout = self.settings.data_timeout
+        if not self.conn.has_buffered_input:
+            await self.flush()  # the 354 goes out unless the client pipelined the data already
         try:
-            while True:
-                # the line may be as long as the room left: memory never exceeds the cap
-                limit = _DISCARD_LINE if buffer.overflow else max(buffer.room(), 1)
-                try:
-                    line = await self.read_line(limit, timeout)
-                except LineTooLong:
-                    buffer.add_discarded(limit + 1)
-                    continue
-                if buffer.add_data_line(line):
-                    break
+            data, size = await self.conn.read_dot_data(self.settings.max_message_size,
+                                                       self.settings.data_timeout)
         except TimeoutError:
             self._data_timeout()
+        if data:
+            buffer.add_chunk(data)
+        else:
+            buffer.add_discarded(size)
         await self._finish_message(buffer)
 
     async def cmd_bdat(self, argument: str) -> None:
