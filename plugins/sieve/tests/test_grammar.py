@@ -68,7 +68,10 @@ def test_strings_and_numbers() -> None:
 
 
 def test_encoded_character() -> None:
-    script = compile_script('require ["encoded-character", "fileinto"];\n'
+    from sora_plugin_sieve.api import registry
+    from sora_plugin_sieve.compiler import Compiler
+
+    script = Compiler(registry()).compile('require ["encoded-character", "fileinto"];\n'
                             'fileinto "${hex:48 65}${unicode:006C 006c}o ${hex:zz}";')
     assert script.commands[0].args == ["Hello ${hex:zz}"]
 

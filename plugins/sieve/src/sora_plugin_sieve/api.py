@@ -29,7 +29,7 @@ __all__ = [
 CAPABILITIES: tuple[str, ...] = (
     "fileinto",
     "envelope",
-    "encoded-character",
+    "comparator-i;unicode-casemap",
 )
 """Extensions the engine fully supports (their conformance tests pass); ManageSieve's SIEVE list."""
 

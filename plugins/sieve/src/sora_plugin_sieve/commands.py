@@ -6,6 +6,7 @@ product advertises is decided in :mod:`.api` (only those whose conformance tests
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -53,7 +54,8 @@ def check_match(op: Op, state: CompileState) -> None:
     if comparator is not None:
         if comparator not in COMPARATORS:
             raise SieveCompileError(f'unknown comparator "{comparator}"', op.line, op.column)
-        if comparator not in ("i;octet", "i;ascii-casemap") and f"comparator-{comparator}" not in state.required:
+        builtin = ("i;octet", "i;ascii-casemap", "i;unicode-casemap")
+        if comparator not in builtin and f"comparator-{comparator}" not in state.required:
             raise SieveCompileError(f'comparator "{comparator}" needs require "comparator-{comparator}"',
                                     op.line, op.column)
     for rel in ("count", "value"):
@@ -99,33 +101,57 @@ async def run_discard(interp: Interpreter, op: Op) -> None:
     interp.add_action(Action("discard", op.line))
 
 
+_ATOM = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
+_DOMAIN = re.compile(r"[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*|\[[^\[\]\\]*\]")
+
+
+def normalize_address(text: str) -> str | None:
+    """RFC 5228 §4.2: ``Name <local@domain>`` or a bare address to ``local@domain``; None when invalid.
+
+    White space around the parts is dropped and a needlessly quoted local part unquoted
+    (``"Sirius"@example.net`` is ``Sirius@example.net``), as Pigeonhole normalizes it.
+    """
+    text = text.strip()
+    if text.endswith(">") and "<" in text:
+        text = text[text.rindex("<") + 1:-1].strip()
+    elif "<" in text or ">" in text:
+        return None
+    local, at, domain = text.rpartition("@")
+    if not at:
+        return None
+    local, domain = local.strip(), domain.strip()
+    if local.startswith('"') and local.endswith('"') and len(local) >= 2:
+        inner = local[1:-1]
+        if _ATOM.fullmatch(inner):
+            local = inner
+        elif '"' in inner.replace('\\"', ""):
+            return None
+    elif not _ATOM.fullmatch(local):
+        return None
+    if not domain or not _DOMAIN.fullmatch(domain):
+        return None
+    return f"{local}@{domain}"
+
+
 def valid_address(address: str) -> bool:
-    """A plausible ``local@domain`` mail address (redirect, vacation :from, :addresses)."""
-    address = address.strip()
-    if address.startswith("<") and address.endswith(">"):
-        address = address[1:-1]
-    local, at, domain = address.rpartition("@")
-    if not at or not local or not domain or " " in address or ".." in domain:
-        return False
-    return "." in domain or domain.startswith("[") or domain.isalnum()
+    """A valid mail address (redirect, vacation :from and :addresses)."""
+    return normalize_address(address) is not None
 
 
 def check_redirect(op: Op, state: CompileState) -> None:
     """A constant redirect address must be valid."""
     address = op.args[0]
-    if not ("variables" in state.required and _has_variables(address)):
-        parsed = parse_addresses(address)
-        if len(parsed) != 1 or not valid_address(parsed[0]):
-            raise SieveCompileError(f'redirect: invalid address "{address}"', op.line, op.column)
+    if not ("variables" in state.required and _has_variables(address)) and normalize_address(address) is None:
+        raise SieveCompileError(f'redirect: invalid address "{address}"', op.line, op.column)
 
 
 async def run_redirect(interp: Interpreter, op: Op) -> None:
     """``redirect [:copy] address``."""
     raw = interp.expand(op.args[0])
-    parsed = parse_addresses(raw)
-    if len(parsed) != 1 or not valid_address(parsed[0]):
+    address = normalize_address(raw)
+    if address is None:
         raise SieveRuntimeError(f'redirect: invalid address "{raw}"', op.line)
-    interp.add_action(Action("redirect", op.line, address=parsed[0], copy=bool(op.tags.get("copy"))))
+    interp.add_action(Action("redirect", op.line, address=address, copy=bool(op.tags.get("copy"))))
 
 
 async def run_fileinto(interp: Interpreter, op: Op) -> None:
@@ -223,9 +249,8 @@ def check_header_names(op: Op, state: CompileState, position: int = 0) -> None:
 
 
 def check_header(op: Op, state: CompileState) -> None:
-    """``header`` compile checks."""
+    """``header`` compile checks (an invalid field name simply never matches)."""
     check_match(op, state)
-    check_header_names(op, state)
     _check_mime(op)
 
 
@@ -323,29 +348,62 @@ def check_address(op: Op, state: CompileState) -> None:
             raise SieveCompileError(f'address: "{name}" is not an address header', op.line, op.column)
 
 
+_LABEL = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _valid_domain(domain: str) -> bool:
+    if domain.startswith("[") and domain.endswith("]"):
+        return True
+    return bool(domain) and all(_LABEL.fullmatch(label) for label in domain.split("."))
+
+
+def parse_path(raw: str) -> str | None:
+    """An SMTP path (RFC 5321 §4.1.2, source routes dropped) to ``local@domain``, '' for ``<>``; None if invalid."""
+    text = raw.strip()
+    if text in ("", "<>"):
+        return ""
+    if text.startswith("<"):
+        if not text.endswith(">"):
+            return None
+        text = text[1:-1]
+    elif text.endswith(">"):
+        return None
+    if "<" in text or ">" in text:
+        return None
+    if text.startswith("@"):
+        route, colon, text = text.partition(":")
+        if not colon or any(not hop.startswith("@") or not _valid_domain(hop[1:]) for hop in route.split(",")):
+            return None
+    if "@" not in text:
+        return text if text and " " not in text else None
+    local, _, domain = text.rpartition("@")
+    quoted = local.startswith('"') and local.endswith('"') and len(local) >= 2
+    if not local or not _valid_domain(domain) or (not quoted and any(ch in local for ch in ' @:,;()<>[]\\"')):
+        return None
+    return f"{local}@{domain}"
+
+
 async def run_envelope(interp: Interpreter, op: Op) -> bool:
     """``envelope``: ``from``, ``to``, ``auth`` (and ``orig_to``) of the envelope."""
     values: list[str] = []
     for part_name in interp.expand_list(op.args[0]):
         lname = part_name.lower()
         if lname == "from":
-            raw = interp.envelope.sender
-            if raw == "":
-                if "localpart" in op.tags or "domain" in op.tags or "user" in op.tags or "detail" in op.tags:
-                    continue
-                values.append("")
-                continue
+            path = parse_path(interp.envelope.sender)
         elif lname == "to":
-            raw = interp.envelope.recipient
-        elif lname == "auth":
-            raw = interp.envelope.auth
-            if not raw:
-                continue
+            path = parse_path(interp.envelope.recipient)
         elif lname == "orig_to":
-            raw = interp.envelope.original_recipient or interp.envelope.recipient
+            path = parse_path(interp.envelope.original_recipient or interp.envelope.recipient)
+        elif lname == "auth":
+            path = interp.envelope.auth or None
         else:
             continue
-        part = address_part(interp, op, raw)
+        if path is None:
+            continue
+        if path == "":
+            values.append("")
+            continue
+        part = address_part(interp, op, path)
         if part is not None:
             values.append(part)
     if not values:
@@ -449,8 +507,6 @@ SET_MODIFIERS = {
 
 def check_variable_name(name: str, op: Op) -> None:
     """RFC 5229: identifier, or namespace.identifier."""
-    import re
-
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*", name):
         raise SieveCompileError(f'invalid variable name "{name}"', op.line, op.column)
 
@@ -469,8 +525,6 @@ def _quote_wildcard(value: str) -> str:
 
 
 def _quote_regex(value: str) -> str:
-    import re
-
     return re.sub(r"([\\^$.\[\]|()?*+{}])", r"\\\1", value)
 
 
@@ -580,10 +634,9 @@ async def run_vacation(interp: Interpreter, op: Op) -> None:
 
 def check_vacation(op: Op, state: CompileState) -> None:
     """:from must be an address, :days/:seconds not both."""
-    if "from" in op.tags and not ("variables" in state.required and _has_variables(op.tags["from"])):
-        parsed = parse_addresses(op.tags["from"])
-        if len(parsed) != 1 or not valid_address(parsed[0]):
-            raise SieveCompileError(f'vacation: invalid :from address "{op.tags["from"]}"', op.line, op.column)
+    constant = "from" in op.tags and not ("variables" in state.required and _has_variables(op.tags["from"]))
+    if constant and not valid_address(op.tags["from"]):
+        raise SieveCompileError(f'vacation: invalid :from address "{op.tags["from"]}"', op.line, op.column)
     if "mime" not in op.tags:
         return
 

@@ -125,6 +125,11 @@ class CompileState:
     required: set[str] = field(default_factory=set)
     warnings: list[str] = field(default_factory=list)
     allowed: set[str] | None = None
+    errors: list[SieveCompileError] = field(default_factory=list)
+
+    def error(self, message: str, line: int, column: int) -> None:
+        """Record an error and go on checking (every error of a script is reported, like Pigeonhole)."""
+        self.errors.append(SieveCompileError(message, line, column))
 
 
 _HEX = re.compile(r"\$\{hex:([\s0-9a-fA-F]*)\}", re.IGNORECASE)
@@ -199,9 +204,18 @@ class Compiler:
 
     def compile(self, source: str) -> Script:
         """Parse and check ``source``; raises :class:`SieveCompileError`."""
-        nodes = parse(source)
+        try:
+            nodes = parse(source)
+        except SieveCompileError as exc:
+            exc.errors = [exc]  # type: ignore[attr-defined]
+            raise
         state = CompileState(self.registry, allowed=self.allowed)
         commands = self._block(nodes, state, top=True, parents=())
+        if state.errors:
+            first = state.errors[0]
+            error = SieveCompileError(first.message, first.line, first.column)
+            error.errors = list(state.errors)  # type: ignore[attr-defined]
+            raise error
         return Script(commands, frozenset(state.required), state.warnings, len(source))
 
     def _require(self, node: Node, state: CompileState) -> None:
@@ -210,7 +224,8 @@ class Compiler:
         for name in node.arguments[0].values:
             extension = self.registry.extensions.get(name)
             if extension is None or (state.allowed is not None and name not in state.allowed):
-                raise SieveCompileError(f'require: extension "{name}" is not supported', node.line, node.column)
+                state.error(f'require: extension "{name}" is not supported', node.line, node.column)
+                continue
             state.required.add(name)
             state.required.update(extension.implies)
 
@@ -219,20 +234,24 @@ class Compiler:
         requires_allowed = top
         previous: str | None = None
         for node in nodes:
-            if node.name == "require":
-                if not requires_allowed:
-                    raise SieveCompileError("require must come before any other command", node.line, node.column)
-                if node.block is not None:
-                    raise SieveCompileError("require takes no block", node.line, node.column)
-                self._require(node, state)
-                previous = "require"
-                continue
-            requires_allowed = False
-            if node.name in ("elsif", "else") and previous not in ("if", "elsif"):
-                raise SieveCompileError(f'{node.name} without a preceding if', node.line, node.column)
-            op = self._node(node, "command", state, parents)
-            ops.append(op)
-            previous = node.name
+            try:
+                if node.name == "require":
+                    previous = "require"
+                    if not requires_allowed:
+                        raise SieveCompileError("require must come before any other command", node.line, node.column)
+                    if node.block is not None:
+                        raise SieveCompileError("require takes no block", node.line, node.column)
+                    self._require(node, state)
+                    continue
+                requires_allowed = False
+                if node.name in ("elsif", "else") and previous not in ("if", "elsif"):
+                    previous = node.name
+                    raise SieveCompileError(f'{node.name} without a preceding if', node.line, node.column)
+                previous = node.name
+                op = self._node(node, "command", state, parents)
+                ops.append(op)
+            except SieveCompileError as exc:
+                state.errors.append(exc)
         return ops
 
     def _node(self, node: Node, kind: str, state: CompileState, parents: tuple[str, ...]) -> Op:
@@ -258,64 +277,75 @@ class Compiler:
         groups: dict[str, str] = {}
         positional: list[Any] = []
         args = node.arguments
+        before = len(state.errors)
         i = 0
         while i < len(args):
             arg = args[i]
-            if isinstance(arg, Tag):
-                if positional:
-                    raise SieveCompileError(f'{node.name}: tag ":{arg.name}" after positional arguments',
-                                            arg.line, arg.column)
-                tag = spec.tags.get(arg.name)
-                if tag is None or (tag.ext is not None and tag.ext not in state.required):
-                    hint = f' (needs require "{tag.ext}")' if tag is not None and tag.ext else ""
-                    raise SieveCompileError(f'{node.name}: unknown tag ":{arg.name}"{hint}', arg.line, arg.column)
-                if tag.group in groups:
-                    other = groups[tag.group]
-                    what = "twice" if other == arg.name else f'together with ":{other}"'
-                    raise SieveCompileError(f'{node.name}: tag ":{arg.name}" given {what}', arg.line, arg.column)
-                groups[tag.group] = arg.name
-                if tag.value is None:
-                    tags[arg.name] = True
-                else:
-                    if i + 1 >= len(args) or not _matches_kind(tag.value, args[i + 1]):
-                        raise SieveCompileError(f'{node.name}: tag ":{arg.name}" needs {_KIND_NAMES[tag.value]}',
-                                                arg.line, arg.column)
-                    tags[arg.name] = _arg_value(tag.value, args[i + 1])
-                    i += 1
-            else:
-                positional.append(arg)
             i += 1
+            if not isinstance(arg, Tag):
+                positional.append(arg)
+                continue
+            if positional:
+                state.error(f'{node.name}: tag ":{arg.name}" after positional arguments', arg.line, arg.column)
+                continue
+            tag = spec.tags.get(arg.name)
+            if tag is None or (tag.ext is not None and tag.ext not in state.required):
+                hint = f' (needs require "{tag.ext}")' if tag is not None and tag.ext else ""
+                state.error(f'{node.name}: unknown tag ":{arg.name}"{hint}', arg.line, arg.column)
+                continue
+            if tag.group in groups:
+                other = groups[tag.group]
+                what = "twice" if other == arg.name else f'together with ":{other}"'
+                state.error(f'{node.name}: tag ":{arg.name}" given {what}', arg.line, arg.column)
+            groups[tag.group] = arg.name
+            if tag.value is None:
+                tags[arg.name] = True
+            elif i >= len(args) or not _matches_kind(tag.value, args[i]):
+                state.error(f'{node.name}: tag ":{arg.name}" needs {_KIND_NAMES[tag.value]}', arg.line, arg.column)
+            else:
+                tags[arg.name] = _arg_value(tag.value, args[i])
+                i += 1
         kinds = list(spec.positional)
         if kinds and kinds[0].startswith("?"):
             if len(positional) < len(kinds):
                 kinds = kinds[1:]
             else:
                 kinds[0] = kinds[0][1:]
-        if len(positional) != len(kinds):
-            raise SieveCompileError(f'{node.name}: expected {len(kinds)} positional argument(s), found '
-                                    f'{len(positional)}', node.line, node.column)
         values = []
-        for arg, want in zip(positional, kinds, strict=True):
-            if not _matches_kind(want, arg):
-                raise SieveCompileError(f'{node.name}: expected {_KIND_NAMES[want]}', arg.line, arg.column)
-            values.append(_arg_value(want, arg))
+        if len(positional) != len(kinds):
+            state.error(f'{node.name}: expected {len(kinds)} positional argument(s), found {len(positional)}',
+                        node.line, node.column)
+        else:
+            for arg, want in zip(positional, kinds, strict=True):
+                if not _matches_kind(want, arg):
+                    state.error(f'{node.name}: expected {_KIND_NAMES[want]}', arg.line, arg.column)
+                else:
+                    values.append(_arg_value(want, arg))
         if spec.tests == "none" and node.tests:
-            raise SieveCompileError(f'{node.name} takes no test', node.line, node.column)
-        if spec.tests == "one" and (len(node.tests) != 1 or node.test_list):
-            raise SieveCompileError(f'{node.name} needs one test', node.line, node.column)
-        if spec.tests == "list" and not node.test_list:
-            raise SieveCompileError(f'{node.name} needs a test list', node.line, node.column)
-        tests = [self._node(test, "test", state, parents) for test in node.tests]
+            state.error(f'{node.name} takes no test', node.line, node.column)
+        elif spec.tests == "one" and (len(node.tests) != 1 or node.test_list):
+            state.error(f'{node.name} needs one test', node.line, node.column)
+        elif spec.tests == "list" and not node.test_list:
+            state.error(f'{node.name} needs a test list', node.line, node.column)
+        tests = []
+        for test in node.tests:
+            try:
+                tests.append(self._node(test, "test", state, parents))
+            except SieveCompileError as exc:
+                state.errors.append(exc)
         block: list[Op] | None = None
         if kind == "command":
             if spec.block == "required" and node.block is None:
-                raise SieveCompileError(f'{node.name} needs a block', node.line, node.column)
+                state.error(f'{node.name} needs a block', node.line, node.column)
             if spec.block == "none" and node.block is not None:
-                raise SieveCompileError(f'{node.name} takes no block', node.line, node.column)
+                state.error(f'{node.name} takes no block', node.line, node.column)
             if node.block is not None:
                 block = self._block(node.block, state, top=False, parents=(*parents, node.name))
         op = Op(spec, node.name, node.line, node.column, tags, values, tests, block)
         op.data["parents"] = parents
-        if spec.check is not None:
-            spec.check(op, state)
+        if spec.check is not None and len(state.errors) == before:
+            try:
+                spec.check(op, state)
+            except SieveCompileError as exc:
+                state.errors.append(exc)
         return op

@@ -1,0 +1,472 @@
+"""Pigeonhole's ``vnd.dovecot.testsuite`` extension, in test code only, and a runner for ``.svtest`` files.
+
+The suite's scripts run through the product interpreter; this module adds the testsuite's commands
+(``test``, ``test_set``, ``test_fail``, ``test_script_compile``, ``test_script_run``,
+``test_result_execute``, ``test_message``, ``test_error``, ...) as one more :class:`Extension`, a
+:class:`Runtime` over an in-memory mail store, and executes results with the same builders the
+delivery hook uses (:mod:`sora_plugin_sieve.result`). Meanings follow ``runner-src/`` of the suite.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+from sora_plugin_sieve import api
+from sora_plugin_sieve.commands import COMPARATOR, MATCH, parse_path, tags
+from sora_plugin_sieve.compiler import Compiler, Extension, Op, Script, Spec, TagSpec
+from sora_plugin_sieve.grammar import SieveCompileError
+from sora_plugin_sieve.interpreter import (
+    Action,
+    Envelope,
+    Interpreter,
+    Limits,
+    ReturnScript,
+    Runtime,
+    SieveRuntimeError,
+    StopScript,
+)
+from sora_plugin_sieve.message import MessageView
+from sora_plugin_sieve.result import (
+    Outgoing,
+    redirect_message,
+    redirect_sender,
+    reject_mdn,
+    vacation_allowed,
+    vacation_reply,
+)
+
+TESTSUITE = "vnd.dovecot.testsuite"
+USER = "recipient@example.com"
+DEFAULT_MESSAGE = (b"From: sender@example.com\r\nTo: recipient@example.com\r\nSubject: Frop!\r\n\r\nFrop!\r\n")
+
+
+def corpus_dir() -> Path:
+    """The Pigeonhole suite folder (``SORA_PIGEONHOLE_DIR``, else ``../shared/pigeonhole-tests``)."""
+    env = os.environ.get("SORA_PIGEONHOLE_DIR")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parents[3].parent / "shared" / "pigeonhole-tests"
+
+
+class TestFailed(Exception):
+    """``test_fail``: the current test failed."""
+
+
+@dataclass
+class SuiteState:
+    """Everything the testsuite commands share during one ``.svtest`` run."""
+
+    base_dir: Path
+    message: MessageView
+    envelope: Envelope
+    folders: dict[str, list[tuple[bytes, tuple[str, ...]]]] = field(default_factory=lambda: {"INBOX": []})
+    smtp: list[Outgoing] = field(default_factory=list)
+    compiled: Script | None = None
+    errors: list[str] = field(default_factory=list)
+    config: dict[str, str] = field(default_factory=dict)
+    failures: list[tuple[str, str]] = field(default_factory=list)
+    passed: list[str] = field(default_factory=list)
+    current: str = ""
+    duplicates: dict[tuple[str, str], bool] = field(default_factory=dict)
+    binaries: dict[str, Script] = field(default_factory=dict)
+
+
+class SuiteRuntime(Runtime):
+    """The runtime of a suite run: the in-memory folders, included scripts from the suite's folders."""
+
+    def __init__(self, state: SuiteState) -> None:
+        self.state = state
+
+    async def mailbox_exists(self, name: str) -> bool:
+        return _folder_key(name) in self.state.folders
+
+    async def duplicate(self, handle: str, value: str, seconds: float, last: bool) -> bool:
+        key = (handle, value)
+        seen = key in self.state.duplicates
+        self.state.duplicates[key] = True
+        return seen
+
+    def load_include(self, location: str, name: str) -> Script | None:
+        folder = "included-global" if location == "global" else "included"
+        path = self.state.base_dir / folder / f"{name}.sieve"
+        if not path.exists():
+            return None
+        return suite_compiler().compile(path.read_text("utf-8", "surrogateescape"))
+
+    def config(self, name: str) -> str | None:
+        return self.state.config.get(name)
+
+    def environment(self) -> dict[str, str]:
+        return {"domain": "example.com", "host": "host.example.com", "location": "MDA", "phase": "during"}
+
+
+def _folder_key(name: str) -> str:
+    return "INBOX" if name.upper() == "INBOX" else name
+
+
+def state_of(interp: Interpreter) -> SuiteState:
+    """The suite state stored in the interpreter."""
+    state = interp.extension_state["testsuite"]
+    assert isinstance(state, SuiteState)
+    return state
+
+
+# -- commands ----------------------------------------------------------------------------------------
+
+
+async def run_test(interp: Interpreter, op: Op) -> None:
+    state = state_of(interp)
+    state.current = interp.expand(op.args[0])
+    try:
+        await interp.execute(op.block or [])
+    except TestFailed as exc:
+        state.failures.append((state.current, str(exc)))
+    except SieveRuntimeError as exc:
+        state.failures.append((state.current, f"runtime error: {exc}"))
+    except (StopScript, ReturnScript):
+        state.passed.append(state.current)
+    else:
+        state.passed.append(state.current)
+    state.current = ""
+
+
+async def run_fail(interp: Interpreter, op: Op) -> None:
+    raise TestFailed(interp.expand(op.args[0]))
+
+
+async def run_set(interp: Interpreter, op: Op) -> None:
+    state = state_of(interp)
+    name = interp.expand(op.args[0]).lower()
+    value = interp.expand(op.args[1])
+    if name == "message":
+        raw = value.replace("\r\n", "\n").replace("\n", "\r\n").encode("utf-8", "surrogateescape")
+        state.message = MessageView(raw)
+        interp.message = state.message
+        interp.envelope = state.envelope
+    elif name.startswith("envelope."):
+        part = name[9:]
+        if part == "from":
+            state.envelope.sender = value
+        elif part == "to":
+            state.envelope.recipient = value
+        elif part == "orig_to":
+            state.envelope.original_recipient = value
+        elif part == "auth":
+            state.envelope.auth = value
+    else:
+        raise SieveRuntimeError(f"test_set: unknown object {name}", op.line)
+
+
+async def run_config_set(interp: Interpreter, op: Op) -> None:
+    state_of(interp).config[interp.expand(op.args[0])] = interp.expand(op.args[1])
+
+
+async def run_config_unset(interp: Interpreter, op: Op) -> None:
+    state_of(interp).config.pop(interp.expand(op.args[0]), None)
+
+
+async def run_result_reset(interp: Interpreter, op: Op) -> None:
+    interp.actions = []
+    interp.implicit_keep = True
+    interp.redirects = 0
+    state_of(interp).smtp.clear()
+
+
+async def run_mailbox_create(interp: Interpreter, op: Op) -> None:
+    state_of(interp).folders.setdefault(_folder_key(interp.expand(op.args[0])), [])
+
+
+async def run_message(interp: Interpreter, op: Op) -> bool:
+    state = state_of(interp)
+    index = op.args[-1]
+    if "smtp" in op.tags:
+        if index >= len(state.smtp):
+            if op.spec.kind == "command":
+                raise TestFailed(f"no outgoing SMTP message with index {index}")
+            return False
+        out = state.smtp[index]
+        interp.message = MessageView(out.raw)
+        interp.envelope = Envelope(sender=out.sender, recipient=out.recipients[0] if out.recipients else "")
+        return True
+    folder = _folder_key(interp.expand(op.tags["folder"]))
+    messages = state.folders.get(folder, [])
+    if index >= len(messages):
+        if op.spec.kind == "command":
+            raise TestFailed(f"no message in folder '{folder}' with index {index}")
+        return False
+    raw, flags = messages[index]
+    interp.message = MessageView(raw)
+    interp.flags = list(flags)
+    return True
+
+
+async def run_script_compile(interp: Interpreter, op: Op) -> bool:
+    state = state_of(interp)
+    path = state.base_dir / interp.expand(op.args[0])
+    state.errors = []
+    try:
+        state.compiled = suite_compiler().compile(path.read_text("utf-8", "surrogateescape"))
+    except SieveCompileError as exc:
+        state.compiled = None
+        # Pigeonhole reports every error and then one "compilation failed" line
+        state.errors = [e.message for e in getattr(exc, "errors", [exc])] + ["script compilation failed"]
+        return False
+    except OSError as exc:
+        state.compiled = None
+        state.errors = [str(exc)]
+        return False
+    return True
+
+
+async def run_script_run(interp: Interpreter, op: Op) -> bool:
+    state = state_of(interp)
+    if state.compiled is None:
+        return False
+    if "append_result" not in op.tags:
+        interp.actions = []
+        interp.implicit_keep = True
+    inner = Interpreter(state.compiled, interp.message, interp.envelope, interp.runtime, suite_limits(state))
+    inner.extension_state.update(interp.extension_state)
+    inner.actions = interp.actions
+    inner.redirects = sum(1 for a in inner.actions if a.kind == "redirect")
+    state.errors = []
+    try:
+        actions = await inner.run()
+    except SieveRuntimeError as exc:
+        state.errors = [exc.message]
+        return False
+    interp.actions = actions
+    interp.implicit_keep = False
+    return True
+
+
+async def run_error(interp: Interpreter, op: Op) -> bool:
+    state = state_of(interp)
+    errors = state.errors
+    if "index" in op.tags:
+        index = op.tags["index"]
+        errors = [errors[index - 1]] if 1 <= index <= len(errors) else []
+    saved = interp.requires
+    interp.requires = saved | {"relational"}
+    try:
+        return interp.match(op, errors, op.args[0])
+    finally:
+        interp.requires = saved
+
+
+def action_names(actions: list[Action]) -> list[str]:
+    names = []
+    for action in actions:
+        names.append("store" if action.kind == "fileinto" else action.kind)
+    return names
+
+
+async def run_result_action(interp: Interpreter, op: Op) -> bool:
+    names = action_names(interp.final_actions() if interp.implicit_keep else interp.actions)
+    if "index" in op.tags:
+        index = op.tags["index"]
+        names = [names[index - 1]] if 1 <= index <= len(names) else []
+    return interp.match(op, names, op.args[0])
+
+
+async def run_result_execute(interp: Interpreter, op: Op) -> bool:
+    state = state_of(interp)
+    actions = interp.final_actions() if interp.implicit_keep else list(interp.actions)
+    ok = await execute_actions(state, interp, actions)
+    interp.actions = []
+    interp.implicit_keep = False
+    return ok
+
+
+async def execute_actions(state: SuiteState, interp: Interpreter, actions: list[Action]) -> bool:
+    """Store and send what ``actions`` say; False when an action cannot be carried out."""
+    message = interp.message
+    raw = interp.envelope
+    envelope = Envelope(parse_path(raw.sender) or "", parse_path(raw.recipient) or raw.recipient,
+                        parse_path(raw.original_recipient) or "", raw.auth)
+    user = state.config.get("sieve_user_email") or envelope.recipient or USER
+    for action in actions:
+        if action.kind in ("keep", "fileinto"):
+            folder = _folder_key(action.mailbox or "INBOX")
+            if folder not in state.folders:
+                if action.create:
+                    state.folders[folder] = []
+                else:
+                    return False
+            state.folders[folder].append((message.to_bytes(), action.flags))
+        elif action.kind == "redirect":
+            sender = redirect_sender(state.config.get("sieve_redirect_envelope_from", "sender"), envelope,
+                                     state.config.get("sieve_user_email", ""))
+            trace_user = state.config.get("sieve_user_email") or envelope.recipient or USER
+            out = redirect_message(message, envelope, action, trace_user, envelope_from=sender)
+            if out is not None:
+                state.smtp.append(out)
+        elif action.kind == "vacation":
+            addresses = [user, envelope.recipient, envelope.original_recipient]
+            ok, _why = vacation_allowed(message, envelope, addresses, action.options.get("addresses", []))
+            if ok:
+                state.smtp.append(vacation_reply(message, envelope, action, user, "example.com",
+                                                 default_subject=state.config.get("sieve_vacation_default_subject",
+                                                                                  "")))
+        elif action.kind == "reject":
+            out = reject_mdn(message, envelope, action, user, "example.com")
+            if out is not None:
+                state.smtp.append(out)
+        elif action.kind == "notify":
+            out = action.options.get("outgoing")
+            if isinstance(out, Outgoing):
+                state.smtp.append(out)
+    return True
+
+
+async def run_binary_save(interp: Interpreter, op: Op) -> None:
+    state = state_of(interp)
+    if state.compiled is not None:
+        state.binaries[interp.expand(op.args[0])] = state.compiled
+
+
+async def run_binary_load(interp: Interpreter, op: Op) -> None:
+    state = state_of(interp)
+    name = interp.expand(op.args[0])
+    if name not in state.binaries:
+        raise TestFailed(f"no binary {name} saved")
+    state.compiled = state.binaries[name]
+
+
+async def run_noop(interp: Interpreter, op: Op) -> None:
+    return None
+
+
+async def run_true_test(interp: Interpreter, op: Op) -> bool:
+    return True
+
+
+def testsuite_extension() -> Extension:
+    ext = TESTSUITE
+    match = tags(COMPARATOR, MATCH)
+    return Extension(TESTSUITE, (
+        Spec("test", "command", ext, run_test, ("string",), block="required"),
+        Spec("test_fail", "command", ext, run_fail, ("string",)),
+        Spec("test_set", "command", ext, run_set, ("string", "string")),
+        Spec("test_config_set", "command", ext, run_config_set, ("string", "string")),
+        Spec("test_config_unset", "command", ext, run_config_unset, ("string",)),
+        Spec("test_config_reload", "command", ext, run_noop, tags={"extension": TagSpec("ext", "string")}),
+        Spec("test_result_reset", "command", ext, run_result_reset),
+        Spec("test_result_print", "command", ext, run_noop),
+        Spec("test_binary_save", "command", ext, run_binary_save, ("string",)),
+        Spec("test_binary_load", "command", ext, run_binary_load, ("string",)),
+        Spec("test_message_print", "command", ext, run_noop),
+        Spec("test_mailbox_create", "command", ext, run_mailbox_create, ("string",)),
+        Spec("test_message", "command", ext, run_message, ("number",),
+             tags={"smtp": TagSpec("source"), "folder": TagSpec("source", "string")}),
+        Spec("test_message", "test", ext, run_message, ("number",),
+             tags={"smtp": TagSpec("source"), "folder": TagSpec("source", "string")}),
+        Spec("test_script_compile", "test", ext, run_script_compile, ("string",)),
+        Spec("test_script_run", "test", ext, run_script_run, tags={"append_result": TagSpec("append")}),
+        Spec("test_multiscript", "test", ext, run_true_test, ("list",)),
+        Spec("test_error", "test", ext, run_error, ("list",),
+             tags=tags(match, {"index": TagSpec("index", "number")})),
+        Spec("test_result_action", "test", ext, run_result_action, ("list",),
+             tags=tags(match, {"index": TagSpec("index", "number")})),
+        Spec("test_result_execute", "test", ext, run_result_execute),
+    ), listed=False)
+
+
+_suite_registry = None
+
+
+def suite_compiler() -> Compiler:
+    """The product registry plus the testsuite extension; only listed capabilities may be required."""
+    global _suite_registry
+    if _suite_registry is None:
+        registry = api.registry().copy()
+        registry.add(testsuite_extension())
+        _suite_registry = registry
+    allowed = {*api.capabilities(), TESTSUITE, "comparator-i;octet", "comparator-i;ascii-casemap"}
+    return Compiler(_suite_registry, allowed=allowed)
+
+
+def suite_limits(state: SuiteState) -> Limits:
+    limits = Limits()
+    if "sieve_variables_max_variable_size" in state.config:
+        limits.max_variable_size = int(state.config["sieve_variables_max_variable_size"])
+    if "sieve_include_max_nesting_depth" in state.config:
+        limits.max_include_depth = int(state.config["sieve_include_max_nesting_depth"])
+    if "sieve_include_max_includes" in state.config:
+        limits.max_includes = int(state.config["sieve_include_max_includes"])
+    return limits
+
+
+@dataclass
+class SuiteResult:
+    """One ``.svtest`` run: passed and failed test names, or why the file could not run."""
+
+    path: Path
+    passed: list[str]
+    failures: list[tuple[str, str]]
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.error and not self.failures
+
+
+_REQUIRE = re.compile(r'^\s*require\s+(\[[^\]]*\]|"[^"]*")\s*;', re.MULTILINE)
+
+
+def file_requires(path: Path) -> set[str]:
+    """The extensions a suite file requires (its top-level require lines)."""
+    names: set[str] = set()
+    for match in _REQUIRE.finditer(path.read_text("utf-8", "surrogateescape")):
+        names.update(re.findall(r'"([^"]*)"', match.group(1)))
+    return names
+
+
+DIR_NEEDS = {"spamvirustest": {"spamtest", "virustest"}, "vnd.dovecot": {"vnd.dovecot"}}
+
+
+def file_needs(root: Path, path: Path) -> set[str]:
+    """What a suite file needs: its own requires, its extension folder's extension, ``multiscript``."""
+    needs = set(file_requires(path))
+    parts = path.relative_to(root).parts
+    if parts[0] == "extensions" and len(parts) > 2:
+        needs |= DIR_NEEDS.get(parts[1], {parts[1]})
+    if parts[0] == "multiscript":
+        needs.add("multiscript")
+    return needs
+
+
+def run_file(path: Path) -> SuiteResult:
+    """Compile and run one ``.svtest`` file."""
+    try:
+        script = suite_compiler().compile(path.read_text("utf-8", "surrogateescape"))
+    except SieveCompileError as exc:
+        return SuiteResult(path, [], [], f"compile error: {exc}")
+    state = SuiteState(path.parent, MessageView(DEFAULT_MESSAGE),
+                       Envelope(sender="sender@example.com", recipient=USER))
+    interp = Interpreter(script, state.message, state.envelope, SuiteRuntime(state), Limits(max_actions=1000))
+    interp.extension_state["testsuite"] = state
+    interp.extension_state["available"] = set(api.capabilities())
+
+    async def main() -> None:
+        await interp.run()
+
+    try:
+        anyio.run(main)
+    except SieveRuntimeError as exc:
+        return SuiteResult(path, state.passed, state.failures, f"runtime error outside a test: {exc}")
+    return SuiteResult(path, state.passed, state.failures)
+
+
+def all_files(root: Path) -> list[Path]:
+    """Every ``.svtest`` of the suite, sorted."""
+    return sorted(root.rglob("*.svtest"))
+
+
+def _unused(_: Any) -> None:
+    return None
