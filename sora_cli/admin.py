@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 import typer
@@ -69,7 +70,224 @@ def stats_unblock(key: str = typer.Argument(..., help="ip:ADDRESS or pair:ADDRES
     typer.echo(f"unblocked {key}")
 
 
+# ------------------------------------------------------------------------------ mailboxes
+
+mailboxes_app = typer.Typer(help="Manage an account's mailboxes and subscriptions.", no_args_is_help=True)
+EMAIL = typer.Option(..., "--email", help="An address of the account.")
+
+
+async def _account(kernel: Any, email: str, *, include_deleted: bool = False) -> Any:
+    from sora_kernel.errors import NotFound
+
+    account = await kernel.store.find_account(email, include_deleted=include_deleted)
+    if account is None:
+        raise NotFound(f"no account with address {email}")
+    return account
+
+
+def _on_account(email: str, action: Any) -> Any:
+    """Run ``await action(kernel, account)`` on a started kernel; errors become one line."""
+    main = _main()
+
+    async def go() -> Any:
+        async with main.open_kernel() as kernel:
+            return await action(kernel, await _account(kernel, email))
+
+    return main.run_async(go)
+
+
+@mailboxes_app.command("list")
+def mailboxes_list(email: str = EMAIL, subscribed: bool = typer.Option(False, help="Only subscribed mailboxes."),
+                   as_json: bool = typer.Option(False, "--json")) -> None:
+    """List mailboxes with their message counts and sizes."""
+
+    async def action(kernel: Any, account: Any) -> list[dict[str, Any]]:
+        subscriptions = set(await kernel.store.list_subscriptions(account.id))
+        return [{"name": m.name, "messages": m.message_count, "unseen": m.unseen_count, "size": m.total_size,
+                 "special_use": m.special_use, "subscribed": m.name in subscriptions}
+                for m in await kernel.store.list_mailboxes(account.id)
+                if not subscribed or m.name in subscriptions]
+
+    rows = _on_account(email, action)
+    if as_json:
+        _echo_json(rows)
+        return
+    for row in rows:
+        flags = " ".join(x for x in (row["special_use"] or "", "subscribed" if row["subscribed"] else "") if x)
+        typer.echo(f"{row['name']:<30} {row['messages']:>7} messages {row['size']:>12} bytes  {flags}".rstrip())
+
+
+@mailboxes_app.command("create")
+def mailboxes_create(email: str = EMAIL, name: str = typer.Option(..., "--name"),
+                     special_use: str = typer.Option(None, help="\\Archive, \\Sent...")) -> None:
+    """Create a mailbox (and missing parents)."""
+
+    async def action(kernel: Any, account: Any) -> Any:
+        mailbox = await kernel.store.create_mailbox(account.id, name, special_use)
+        await kernel.store.subscribe(account.id, mailbox.name)
+        return mailbox
+
+    typer.echo(f"created {_on_account(email, action).name}")
+
+
+@mailboxes_app.command("delete")
+def mailboxes_delete(email: str = EMAIL, name: str = typer.Option(..., "--name"),
+                     confirm: bool = typer.Option(False, "--confirm", help="Required: the messages go too.")) -> None:
+    """Delete a mailbox and its messages (expunged messages stay restorable during the grace period)."""
+    if not confirm:
+        _main().fail("deleting a mailbox needs --confirm")
+
+    async def action(kernel: Any, account: Any) -> None:
+        await kernel.store.delete_mailbox(account.id, name)
+
+    _on_account(email, action)
+    typer.echo(f"deleted {name}")
+
+
+@mailboxes_app.command("rename")
+def mailboxes_rename(email: str = EMAIL, old_name: str = typer.Option(..., "--old-name"),
+                     new_name: str = typer.Option(..., "--new-name")) -> None:
+    """Rename a mailbox and its children."""
+
+    async def action(kernel: Any, account: Any) -> None:
+        await kernel.store.rename_mailbox(account.id, old_name, new_name)
+
+    _on_account(email, action)
+    typer.echo(f"renamed {old_name} to {new_name}")
+
+
+@mailboxes_app.command("subscribe")
+def mailboxes_subscribe(email: str = EMAIL, name: str = typer.Option(..., "--name")) -> None:
+    """Subscribe to a mailbox name."""
+
+    async def action(kernel: Any, account: Any) -> None:
+        await kernel.store.subscribe(account.id, name)
+
+    _on_account(email, action)
+    typer.echo(f"subscribed {name}")
+
+
+@mailboxes_app.command("unsubscribe")
+def mailboxes_unsubscribe(email: str = EMAIL, name: str = typer.Option(..., "--name")) -> None:
+    """Remove a subscription."""
+
+    async def action(kernel: Any, account: Any) -> None:
+        await kernel.store.unsubscribe(account.id, name)
+
+    _on_account(email, action)
+    typer.echo(f"unsubscribed {name}")
+
+
+# ------------------------------------------------------------------------------ messages
+
+messages_app = typer.Typer(help="Expunged messages: list and restore within the grace period.", no_args_is_help=True)
+
+
+def _when(value: str | None) -> Any:
+    from datetime import UTC, datetime
+
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        _main().fail(f"not an ISO date or time: {value!r} (e.g. 2026-12-01 or 2026-12-01T10:00:00+00:00)")
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@messages_app.command("list-deleted")
+def messages_list_deleted(email: str = EMAIL, mailbox: str = typer.Option(None), since: str = typer.Option(None),
+                          until: str = typer.Option(None), limit: int = typer.Option(100),
+                          as_json: bool = typer.Option(False, "--json")) -> None:
+    """Expunged messages still restorable, the most recently expunged first."""
+
+    async def action(kernel: Any, account: Any) -> list[Any]:
+        return list(await kernel.store.admin.list_deleted(account.id, mailbox=mailbox, since=_when(since),
+                                                           until=_when(until), limit=limit))
+
+    rows = _on_account(email, action)
+    if as_json:
+        _echo_json([{"id": r.id, "mailbox": r.mailbox, "uid": r.uid, "size": r.size, "subject": r.subject,
+                     "from": r.from_addr, "message_id": r.message_id, "expunged_at": r.expunged_at.isoformat()}
+                    for r in rows])
+        return
+    for r in rows:
+        typer.echo(f"{r.id:>8}  {r.expunged_at:%Y-%m-%d %H:%M}  {r.mailbox:<20} {r.size:>9}  {r.subject[:60]}")
+
+
+@messages_app.command("restore")
+def messages_restore(email: str = EMAIL, mailbox: str = typer.Option(None), ids: str = typer.Option(
+                         None, "--ids", help="Comma-separated ids from list-deleted."),
+                     since: str = typer.Option(None), until: str = typer.Option(None),
+                     confirm: bool = typer.Option(False, "--confirm", help="Required without --ids.")) -> None:
+    """Put expunged messages back in their mailboxes (new UIDs)."""
+    main = _main()
+    id_list = None
+    if ids is not None:
+        try:
+            id_list = [int(x) for x in ids.split(",") if x.strip()]
+        except ValueError:
+            main.fail("--ids takes numbers separated by commas")
+    if id_list is None and mailbox is None and since is None and until is None:
+        main.fail("give --ids, --mailbox, --since or --until")
+    if id_list is None and not confirm:
+        main.fail("restoring by mailbox or date needs --confirm")
+
+    async def action(kernel: Any, account: Any) -> int:
+        return int(await kernel.store.admin.restore_deleted(account.id, ids=id_list, mailbox=mailbox,
+                                                            since=_when(since), until=_when(until)))
+
+    typer.echo(f"restored {_on_account(email, action)} messages")
+
+
+# ------------------------------------------------------------------------------ account lifecycle
+
+
+def accounts_restore(email: str = EMAIL) -> None:
+    """Undo a soft delete."""
+
+    async def action(kernel: Any, account: Any) -> Any:
+        if account.deleted_at is None:
+            from sora_kernel.errors import SoraError
+
+            raise SoraError(f"account {account.primary_address} is not deleted")
+        await kernel.store.restore_account(account.id)
+        return account
+
+    main = _main()
+
+    async def go() -> Any:
+        async with main.open_kernel() as kernel:
+            return await action(kernel, await _account(kernel, email, include_deleted=True))
+
+    account = main.run_async(go)
+    typer.echo(f"restored account {account.id} {account.primary_address}")
+
+
+def accounts_purge(email: str = EMAIL, confirm: bool = typer.Option(False, "--confirm", help="Required.")) -> None:
+    """Erase a soft-deleted account now: its rows and message bodies (cannot be undone)."""
+    main = _main()
+    if not confirm:
+        main.fail("purging an account needs --confirm (it cannot be undone)")
+
+    async def go() -> tuple[Any, int]:
+        async with main.open_kernel() as kernel:
+            account = await _account(kernel, email, include_deleted=True)
+            hashes = await kernel.store.admin.purge_account(account.id)
+            with typer.progressbar(hashes, label="deleting message bodies", file=sys.stderr) as progress:
+                for content_hash in progress:
+                    await kernel.blobs.delete(account.id, content_hash)
+            return account, len(hashes)
+
+    account, count = main.run_async(go)
+    typer.echo(f"purged account {account.id} {account.primary_address} ({count} message bodies)")
+
+
 def register(app: typer.Typer, main: Any) -> None:
     """Add the operator command groups to the ``sora`` app; ``main`` is the CLI module (its helpers)."""
     _cli["main"] = main
     app.add_typer(stats_app, name="stats")
+    app.add_typer(mailboxes_app, name="mailboxes")
+    app.add_typer(messages_app, name="messages")
+    main.accounts_app.command("restore")(accounts_restore)
+    main.accounts_app.command("purge")(accounts_purge)

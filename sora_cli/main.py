@@ -436,11 +436,16 @@ def accounts_delete(email: str = typer.Option(..., "--email")) -> None:
 
 @accounts_app.command("list")
 def accounts_list(as_json: bool = typer.Option(False, "--json"),
-                  deleted: bool = typer.Option(False, help="Include deleted accounts.")) -> None:
+                  deleted: bool = typer.Option(False, help="Include deleted accounts."),
+                  domain: str = typer.Option(None, help="Only accounts with an address in this domain.")) -> None:
     """List accounts."""
 
     async def go() -> list[Any]:
         async with open_kernel() as kernel:
+            if domain is not None:
+                accounts, _ = await kernel.store.admin.accounts_page(domain=domain, limit=2**31 - 1,
+                                                                     include_deleted=deleted)
+                return accounts
             return await kernel.store.list_accounts(include_deleted=deleted)
 
     accounts = run_async(go)

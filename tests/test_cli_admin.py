@@ -51,3 +51,69 @@ def test_stats_auth_and_unblock(configured: Path, sora_dsn: str, sora_server: An
     assert json.loads(ok("stats", "auth", "--json", config=configured))["blocked"] == []
     again = sora("stats", "unblock", "pair:192.0.2.7|ann@example.com", config=configured)
     assert again.returncode == 1 and "not tracked" in again.stderr
+
+
+def test_mailboxes_and_messages(configured: Path, sora_dsn: str, sora_server: Any) -> None:
+    srv = sora_server(dsn=sora_dsn)
+    srv.create_account("ann@example.com", "pw")
+    ok("mailboxes", "create", "--email", "ann@example.com", "--name", "Projects/2026", config=configured)
+    names = [m["name"] for m in json.loads(ok("mailboxes", "list", "--email", "ann@example.com", "--json",
+                                              config=configured))]
+    assert {"INBOX", "Projects", "Projects/2026"} <= set(names)
+    dup = sora("mailboxes", "create", "--email", "ann@example.com", "--name", "Projects/2026", config=configured)
+    assert dup.returncode == 1 and "exists" in dup.stderr and "Traceback" not in dup.stderr
+    ok("mailboxes", "rename", "--email", "ann@example.com", "--old-name", "Projects", "--new-name", "Work",
+       config=configured)
+    listed = ok("mailboxes", "list", "--email", "ann@example.com", config=configured)
+    assert "Work/2026" in listed and "Projects" not in listed
+    ok("mailboxes", "unsubscribe", "--email", "ann@example.com", "--name", "Work/2026", config=configured)
+    subscribed = json.loads(ok("mailboxes", "list", "--email", "ann@example.com", "--subscribed", "--json",
+                               config=configured))
+    assert "Work/2026" not in [m["name"] for m in subscribed]
+    ok("mailboxes", "subscribe", "--email", "ann@example.com", "--name", "Work/2026", config=configured)
+    refused = sora("mailboxes", "delete", "--email", "ann@example.com", "--name", "Work/2026", config=configured)
+    assert refused.returncode == 1 and "--confirm" in refused.stderr
+    ok("mailboxes", "delete", "--email", "ann@example.com", "--name", "Work/2026", "--confirm", config=configured)
+    unknown = sora("mailboxes", "list", "--email", "zed@example.com", config=configured)
+    assert unknown.returncode == 1 and "no account with address zed@example.com" in unknown.stderr
+
+    account = srv.call(srv.store.find_account, "ann@example.com")
+    inbox = srv.call(srv.store.get_mailbox, account.id, "INBOX")
+    for n in range(3):
+        srv.call(srv.store.append, account.id, inbox.id, f"Subject: m{n}\r\n\r\nbody {n}\r\n".encode())
+    srv.call(srv.store.expunge, account.id, inbox.id, [(1, 2)], only_deleted=False)
+    deleted = json.loads(ok("messages", "list-deleted", "--email", "ann@example.com", "--json", config=configured))
+    assert sorted(d["subject"] for d in deleted) == ["m0", "m1"]
+    assert sora("messages", "restore", "--email", "ann@example.com", "--mailbox", "INBOX",
+                config=configured).returncode == 1  # needs --confirm
+    first = [d["id"] for d in deleted if d["subject"] == "m0"]
+    assert ok("messages", "restore", "--email", "ann@example.com", "--ids", str(first[0]),
+              config=configured).strip() == "restored 1 messages"
+    assert ok("messages", "restore", "--email", "ann@example.com", "--mailbox", "INBOX", "--confirm",
+              config=configured).strip() == "restored 1 messages"
+    assert srv.call(srv.store.get_mailbox, account.id, "INBOX").message_count == 3
+
+
+def test_accounts_list_domain_restore_purge(configured: Path, sora_dsn: str, sora_server: Any) -> None:
+    srv = sora_server(dsn=sora_dsn)
+    srv.create_account("ann@example.com", "pw")
+    srv.create_account("bob@other.org", "pw")
+    account = srv.call(srv.store.find_account, "bob@other.org")
+    inbox = srv.call(srv.store.get_mailbox, account.id, "INBOX")
+    srv.call(srv.store.append, account.id, inbox.id, b"Subject: x\r\n\r\nbody\r\n")
+    listed = json.loads(ok("accounts", "list", "--domain", "OTHER.org", "--json", config=configured))
+    assert [a["address"] for a in listed] == ["bob@other.org"]
+    not_deleted = sora("accounts", "restore", "--email", "bob@other.org", config=configured)
+    assert not_deleted.returncode == 1 and "not deleted" in not_deleted.stderr
+    live = sora("accounts", "purge", "--email", "bob@other.org", "--confirm", config=configured)
+    assert live.returncode == 1 and "not deleted" in live.stderr
+    ok("accounts", "delete", "--email", "bob@other.org", config=configured)
+    ok("accounts", "restore", "--email", "bob@other.org", config=configured)
+    assert srv.login("bob@other.org", "pw") is not None
+    ok("accounts", "delete", "--email", "bob@other.org", config=configured)
+    assert sora("accounts", "purge", "--email", "bob@other.org", config=configured).returncode == 1
+    purged = ok("accounts", "purge", "--email", "bob@other.org", "--confirm", config=configured)
+    assert "(1 message bodies)" in purged
+    assert srv.call(srv.store.find_account, "bob@other.org", include_deleted=True) is None
+    assert json.loads(ok("accounts", "list", "--domain", "other.org", "--json", "--deleted",
+                         config=configured)) == []
