@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from . import __version__, flags, mime, search
 from .accounts import InvalidPassword, provision_account, set_account_password
+from .blobs import BlobCache
 from .builtin import PRIVATE_NETWORKS
 from .cli_support import cli_kernel
 from .config import Config, parse_addr
@@ -80,6 +81,7 @@ from .store.mailstore import (
 from .store.relay import RELAY_CHANNEL, QueuedMessage, QueueStats, RelayStore
 from .store.relay import STATES as RELAY_STATES
 from .store.sieve import SieveScript, SieveStore
+from .store.uploads import PendingUpload, RemoteBlob, StagedBlob, UploadStatus, UploadStore
 from .types import (
     ActionKind,
     AuthRequest,
@@ -121,6 +123,7 @@ __all__ = [
     "AppendResult",
     "AuthError",
     "AuthRequest",
+    "BlobCache",
     "BlobStore",
     "ChangeEvent",
     "ChangeKind",
@@ -157,6 +160,7 @@ __all__ = [
     "Migration",
     "NotFound",
     "OutboundMessage",
+    "PendingUpload",
     "PluginCalls",
     "PluginError",
     "Principal",
@@ -166,6 +170,7 @@ __all__ = [
     "QuotaExceeded",
     "Recipient",
     "RelayStore",
+    "RemoteBlob",
     "SaslLogin",
     "SectionSettings",
     "ServiceSpec",
@@ -174,10 +179,13 @@ __all__ = [
     "SieveScript",
     "SieveStore",
     "SoraError",
+    "StagedBlob",
     "StoreError",
     "Subscription",
     "TemporaryStoreError",
     "UidRanges",
+    "UploadStatus",
+    "UploadStore",
     "authzid_allowed",
     "cli_kernel",
     "flag_names",

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     )
     from .store.relay import RelayStore
     from .store.sieve import SieveStore
+    from .store.uploads import UploadStore
     from .types import AuthRequest, Principal
 
 UidRanges = Sequence[tuple[int, int]]
@@ -109,6 +110,8 @@ class MailStore(Protocol):
     blobs: BlobStore
     sieve: SieveStore
     """Sieve scripts and vacation tracking (:class:`~sora_kernel.store.sieve.SieveStore`)."""
+    uploads: UploadStore
+    """Remote-blob rows of the S3 backend (:class:`~sora_kernel.store.uploads.UploadStore`)."""
     relay: RelayStore
     """The outbound relay queue (:class:`~sora_kernel.store.relay.RelayStore`)."""
     auth: AuthStore

@@ -1,8 +1,14 @@
-"""A size-bounded LRU cache of blobs on local disk, for remote backends such as S3."""
+"""A size-bounded LRU cache of blobs on local disk, for remote backends such as S3.
+
+Files live flat under ``root`` as ``<account>-<hash hex>``; the index (key -> size, in LRU order) is
+rebuilt from the folder at start-up, oldest access first. Every operation is a dict update under a
+lock plus at most one file operation, so it may run on the event loop for small bodies.
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 from collections import OrderedDict
 from pathlib import Path
@@ -87,6 +93,68 @@ class BlobCache:
             except FileNotFoundError:
                 pass
         self.bytes.set(self._size)
+
+    def lookup(self, account_id: int, content_hash: bytes) -> Path | None:
+        """The cached file (marked most recently used), or None; counts a hit or a miss.
+
+        The file may be evicted while the caller opens it: treat FileNotFoundError as a miss."""
+        key = self._key(account_id, content_hash)
+        with self._lock:
+            present = key in self._entries
+            if present:
+                self._entries.move_to_end(key)
+        if present:
+            self.hits.inc()
+            return self.root / key
+        self.misses.inc()
+        return None
+
+    def adopt(self, account_id: int, content_hash: bytes, source: Path) -> bool:
+        """Move a finished file (a spool copy, a download) into the cache; False (file left where it is)
+        when it is too large. A rename on the same file system, a copy otherwise."""
+        size = source.stat().st_size
+        if size > self.max_object or size > self.max_bytes:
+            return False
+        key = self._key(account_id, content_hash)
+        target = self.root / key
+        try:
+            os.replace(source, target)
+        except OSError:  # another file system: copy, then drop the source
+            temp = self.root / f".{key}.{os.getpid()}.tmp"
+            shutil.copyfile(source, temp)
+            os.replace(temp, target)
+            source.unlink(missing_ok=True)
+        with self._lock:
+            self._size -= self._entries.pop(key, 0)
+            self._entries[key] = size
+            self._size += size
+            self._evict()
+        return True
+
+    def discard(self, account_id: int, content_hash: bytes) -> None:
+        """Forget one blob (it was deleted from the backend)."""
+        key = self._key(account_id, content_hash)
+        with self._lock:
+            self._size -= self._entries.pop(key, 0)
+            self.bytes.set(self._size)
+        (self.root / key).unlink(missing_ok=True)
+
+    def purge(self) -> int:
+        """Drop every cached blob; returns how many."""
+        with self._lock:
+            keys = list(self._entries)
+            self._entries.clear()
+            self._size = 0
+            self.bytes.set(0)
+        for key in keys:
+            (self.root / key).unlink(missing_ok=True)
+        return len(keys)
+
+    def stats(self) -> dict[str, int]:
+        """Entries, bytes held, the byte limit and the object size cap."""
+        with self._lock:
+            return {"entries": len(self._entries), "bytes": self._size, "max_bytes": self.max_bytes,
+                    "max_object": self.max_object}
 
     @property
     def size(self) -> int:

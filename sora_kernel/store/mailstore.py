@@ -34,6 +34,7 @@ from .auth import AuthStore
 from .database import Database
 from .relay import RelayStore
 from .sieve import SieveStore
+from .uploads import UploadStore
 
 if TYPE_CHECKING:
     from ..interfaces import BlobStore
@@ -273,6 +274,7 @@ class MailStore:
         self.blobs = blobs
         self.delivery_dedup_window = delivery_dedup_window
         self.sieve = SieveStore(db)
+        self.uploads = UploadStore(db)
         self.relay = RelayStore(db)
         self.auth = AuthStore(db)
         from .admin import AdminStore  # it builds this module's records

@@ -1,0 +1,1 @@
+"""Sora S3 blob storage: spool, upload worker, cache, cleaner, client-side encryption."""
