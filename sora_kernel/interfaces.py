@@ -270,6 +270,18 @@ class MailStore(Protocol):
         """UIDs of live messages matching the criterion, in order."""
         ...
 
+    async def sort(self, account_id: int, mailbox_id: int, criterion: s.Criterion,
+                   keys: Sequence[tuple[str, bool]]) -> list[int]:
+        """UIDs of matching live messages in SORT order: (key, reverse) pairs, keys as IMAP SORT
+        (ARRIVAL CC DATE FROM SIZE SUBJECT TO DISPLAYFROM DISPLAYTO), ties in UID order."""
+        ...
+
+    async def thread_rows(self, account_id: int, mailbox_id: int,
+                          criterion: s.Criterion) -> list[tuple[int, str, str, str, str, datetime, str]]:
+        """(uid, Message-ID, In-Reply-To, References, base subject, date, subject) of matching
+        live messages in UID order (THREAD)."""
+        ...
+
     async def read_message(self, account_id: int, content_hash: bytes) -> bytes:
         """A whole message body from the blob store."""
         ...

@@ -57,6 +57,20 @@ _CONNECTION_ERRORS = (OSError, asyncpg.InterfaceError, asyncpg.CannotConnectNowE
 
 UidRanges = Sequence[tuple[int, int]]
 
+#: SORT key → ORDER BY expression (messages m, message_contents c); i;ascii-casemap keys are
+#: stored upper-cased and compared byte-wise. DATE falls back to INTERNALDATE (RFC 5256 2.2).
+SORT_COLUMNS: dict[str, str] = {
+    "ARRIVAL": "m.internal_date",
+    "CC": 'c.sort_cc COLLATE "C"',
+    "DATE": "coalesce(c.sent_date, m.internal_date)",
+    "FROM": 'c.sort_from COLLATE "C"',
+    "SIZE": "m.size",
+    "SUBJECT": 'c.sort_subject COLLATE "C"',
+    "TO": 'c.sort_to COLLATE "C"',
+    "DISPLAYFROM": 'c.display_from COLLATE "C"',
+    "DISPLAYTO": 'c.display_to COLLATE "C"',
+}
+
 
 def _notify_sql(kind: ChangeKind, account: str, mailbox: str, modseq: str) -> str:
     """The ``pg_notify`` of one change over SQL expressions for its numbers, to call in the statement
@@ -986,6 +1000,38 @@ class MailStore:
         async with self._write() as conn:
             rows = await conn.fetch(sql, *params)
         return [r["uid"] for r in rows]
+
+    async def sort(self, account_id: int, mailbox_id: int, criterion: s.Criterion,
+                   keys: Sequence[tuple[str, bool]]) -> list[int]:
+        """UIDs of live messages matching the criterion in SORT order (RFC 5256, RFC 5957), one query.
+
+        ``keys`` are (key, reverse) with key one of :data:`SORT_COLUMNS`; ties stay in UID order.
+        The keys were computed at delivery (base subject, first address...), so this is an ORDER BY.
+        """
+        params: list[Any] = [mailbox_id, account_id]
+        where = self._compile(criterion, params, [True])
+        order = [f"{SORT_COLUMNS[key]} {'DESC' if reverse else 'ASC'}" for key, reverse in keys]
+        sql = ("SELECT m.uid FROM messages m JOIN message_contents c ON c.account_id = m.account_id"
+               " AND c.content_hash = m.content_hash WHERE m.mailbox_id = $1 AND m.account_id = $2"
+               f" AND m.expunged_at IS NULL AND ({where}) ORDER BY {', '.join([*order, 'm.uid'])}")
+        async with self._write() as conn:
+            rows = await conn.fetch(sql, *params)
+        return [r[0] for r in rows]
+
+    async def thread_rows(self, account_id: int, mailbox_id: int,
+                          criterion: s.Criterion) -> list[tuple[int, str, str, str, str, datetime, str]]:
+        """(uid, message_id, in_reply_to, references, base subject, sent date or internal date,
+        subject) of the matching live messages in UID order: what THREAD needs, nothing else."""
+        params: list[Any] = [mailbox_id, account_id]
+        where = self._compile(criterion, params, [True])
+        sql = ("SELECT m.uid, c.message_id, c.in_reply_to, c.refs, c.sort_subject,"
+               " coalesce(c.sent_date, m.internal_date), c.subject FROM messages m JOIN message_contents c"
+               " ON c.account_id = m.account_id AND c.content_hash = m.content_hash"
+               " WHERE m.mailbox_id = $1 AND m.account_id = $2"
+               f" AND m.expunged_at IS NULL AND ({where}) ORDER BY m.uid")
+        async with self._write() as conn:
+            rows = await conn.fetch(sql, *params)
+        return [(r[0], r[1], r[2], r[3], r[4], r[5], r[6]) for r in rows]
 
     def _compile(self, node: s.Criterion, params: list[Any], needs: list[bool]) -> str:
         def param(value: Any) -> str:

@@ -38,7 +38,7 @@ from sora_kernel.api import (
 )
 from sora_kernel.api import search as s
 
-from . import fetching, grammar, listing, searching
+from . import fetching, grammar, listing, searching, sorting, threads
 from .grammar import BadCharset, Command, ParseError
 from .grammar import commands as c
 from .grammar.fetch import ModSeq as ModSeqAtt
@@ -110,6 +110,8 @@ _HANDLERS: dict[type[Command], tuple[State, str]] = {
     c.Unselect: (State.SELECTED, "cmd_unselect"),
     c.Expunge: (State.SELECTED, "cmd_expunge"),
     c.Search: (State.SELECTED, "cmd_search"),
+    c.Sort: (State.SELECTED, "cmd_sort"),
+    c.Thread: (State.SELECTED, "cmd_thread"),
     c.Fetch: (State.SELECTED, "cmd_fetch"),
     c.Store: (State.SELECTED, "cmd_store"),
     c.Copy: (State.SELECTED, "cmd_copy"),
@@ -188,6 +190,7 @@ class Session(LineSession):
                 "NAMESPACE", "UNSELECT", "UIDPLUS", "MOVE", "CHILDREN", "SPECIAL-USE",
                 "CREATE-SPECIAL-USE", "LIST-EXTENDED", "LIST-STATUS", "ESEARCH", "BINARY", "CONDSTORE", "QUOTA",
                 "QUOTA=RES-STORAGE", "QUOTA=RES-MESSAGE", "STATUS=SIZE", "SAVEDATE", "WITHIN",
+                "SORT", "SORT=DISPLAY", "ESORT", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES", "THREAD=REFS",
                 f"APPENDLIMIT={self.settings.append_limit}",
             ))
             caps.extend(self.server.extra_capabilities)
@@ -1018,6 +1021,50 @@ class Session(LineSession):
             out += b" MODSEQ" + highest[8:-1]
         self.send(out + b"\r\n")
         return None, "Search completed."
+
+    def _criterion(self, criteria: grammar.search.SearchKey) -> s.Criterion:
+        try:
+            return searching.translate(criteria, self._mailbox())
+        except ParseError as exc:  # $ (SEARCHRES is not offered) or a key without a translation
+            raise bad(exc.message) from None
+
+    async def cmd_sort(self, cmd: c.Sort) -> Ok:
+        """SORT / UID SORT (RFC 5256, SORT=DISPLAY RFC 5957), ESORT RETURN options (RFC 5267)."""
+        selected = self._mailbox()
+        criterion = self._criterion(cmd.criteria)
+        uids = await self.store.sort(self.account_id, selected.id, criterion, cmd.keys)
+        numbers: list[int] = []
+        for uid in uids:
+            seq = selected.seq_of(uid)
+            if seq is not None:  # arrived after the client last heard: not in the answer
+                numbers.append(uid if cmd.uid else seq)
+        if cmd.return_options is None:
+            self.send(b"* SORT" + b"".join(b" %d" % n for n in numbers) + b"\r\n")
+            return None, "Sort completed."
+        options = cmd.return_options or ("ALL",)
+        out = b'* ESEARCH (TAG "' + cmd.tag.encode() + b'")' + (b" UID" if cmd.uid else b"")
+        if numbers:
+            if "MIN" in options:
+                out += b" MIN %d" % numbers[0]
+            if "MAX" in options:
+                out += b" MAX %d" % numbers[-1]
+            if "ALL" in options:
+                out += b" ALL " + sorting.ordered_set(numbers)
+        if "COUNT" in options:
+            out += b" COUNT %d" % len(numbers)
+        self.send(out + b"\r\n")
+        return None, "Sort completed."
+
+    async def cmd_thread(self, cmd: c.Thread) -> Ok:
+        """THREAD / UID THREAD: ORDEREDSUBJECT, REFERENCES (RFC 5256) and REFS."""
+        selected = self._mailbox()
+        criterion = self._criterion(cmd.criteria)
+        rows = await self.store.thread_rows(self.account_id, selected.id, criterion)
+        messages = [threads.message(*row) for row in rows if selected.seq_of(row[0]) is not None]
+        roots = threads.ALGORITHMS[cmd.algorithm](messages)
+        number = (lambda uid: uid) if cmd.uid else selected.seq_of
+        self.send(b"* THREAD " + threads.format_threads(roots, number) + b"\r\n")
+        return None, "Thread completed."
 
     async def cmd_fetch(self, cmd: c.Fetch) -> Ok:
         """FETCH / UID FETCH: chunked metadata queries, bodies from the blob store."""

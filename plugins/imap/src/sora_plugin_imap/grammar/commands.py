@@ -361,6 +361,33 @@ class Search(_UidCommand):
 
 
 @dataclass(frozen=True, slots=True)
+class Sort(_UidCommand):
+    """[UID] SORT [RETURN (...)] (criteria) charset keys (RFC 5256, ESORT RFC 5267, RFC 5957).
+
+    ``keys`` are (key, reverse) pairs, key upper-case (ARRIVAL, CC, DATE, FROM, SIZE, SUBJECT, TO,
+    DISPLAYFROM, DISPLAYTO); ``return_options`` as for :class:`Search` (None: ``* SORT``).
+    """
+
+    keys: tuple[tuple[str, bool], ...]
+    criteria: SearchKey
+    charset: str
+    return_options: tuple[str, ...] | None = None
+    uid: bool = False
+    NAME: ClassVar[str] = "SORT"
+
+
+@dataclass(frozen=True, slots=True)
+class Thread(_UidCommand):
+    """[UID] THREAD algorithm charset keys (RFC 5256; REFS is RFC 9051's sibling draft's)."""
+
+    algorithm: str
+    criteria: SearchKey
+    charset: str
+    uid: bool = False
+    NAME: ClassVar[str] = "THREAD"
+
+
+@dataclass(frozen=True, slots=True)
 class Fetch(_UidCommand):
     """[UID] FETCH set attributes [modifiers]; macros already expanded.
 
@@ -814,6 +841,72 @@ def _search(uid: bool) -> Parser:
     return parse
 
 
+SORT_KEYS = frozenset({"ARRIVAL", "CC", "DATE", "FROM", "SIZE", "SUBJECT", "TO", "DISPLAYFROM", "DISPLAYTO"})
+SORT_RETURN = frozenset({"MIN", "MAX", "ALL", "COUNT"})
+THREAD_ALGORITHMS = frozenset({"ORDEREDSUBJECT", "REFERENCES", "REFS"})
+
+
+def _return_options(reader: Reader, allowed: frozenset[str], what: str) -> tuple[str, ...] | None:
+    if not reader.peek_word(b"RETURN"):
+        return None
+    reader.pos += 6
+    reader.sp()
+    options = reader.atom_list()
+    for option in options:
+        if option not in allowed:
+            raise ParseError(f"Unknown {what} return option")
+    reader.sp()
+    return tuple(options)
+
+
+def _charset(reader: Reader) -> str:
+    raw = reader.astring("charset")
+    if any(b < 0x21 or b > 0x7E for b in raw):
+        raise ParseError("Invalid charset name")
+    return raw.decode("ascii")
+
+
+def _sort(uid: bool) -> Parser:
+    def parse(reader: Reader, tag: str) -> Command:
+        reader.sp()
+        return_options = _return_options(reader, SORT_RETURN, "SORT")
+        words = reader.atom_list(allow_empty=False)
+        keys: list[tuple[str, bool]] = []
+        reverse = False
+        for word in words:
+            if word == "REVERSE" and not reverse:
+                reverse = True
+                continue
+            if word not in SORT_KEYS:
+                raise ParseError("Unknown sort criterion")
+            keys.append((word, reverse))
+            reverse = False
+        if reverse:
+            raise ParseError("REVERSE must be followed by a sort key")
+        reader.sp()
+        charset = _charset(reader)
+        reader.sp()
+        criteria = parse_search_program(reader, charset)
+        return Sort(tag, tuple(keys), criteria, charset, return_options, uid)
+
+    return parse
+
+
+def _thread(uid: bool) -> Parser:
+    def parse(reader: Reader, tag: str) -> Command:
+        reader.sp()
+        algorithm = reader.atom_upper()
+        if algorithm not in THREAD_ALGORITHMS:
+            raise ParseError("Unknown threading algorithm")
+        reader.sp()
+        charset = _charset(reader)
+        reader.sp()
+        criteria = parse_search_program(reader, charset)
+        return Thread(tag, algorithm, criteria, charset, uid)
+
+    return parse
+
+
 def _fetch(uid: bool) -> Parser:
     def parse(reader: Reader, tag: str) -> Command:
         reader.sp()
@@ -956,6 +1049,8 @@ _COMMANDS: dict[str, Parser] = {
     "UNSELECT": _no_args(Unselect),
     "EXPUNGE": _no_args(Expunge),
     "SEARCH": _search(False),
+    "SORT": _sort(False),
+    "THREAD": _thread(False),
     "FETCH": _fetch(False),
     "STORE": _store(False),
     "COPY": _copy(Copy, False),
@@ -975,6 +1070,8 @@ _UID_COMMANDS: dict[str, Parser] = {
     "FETCH": _fetch(True),
     "STORE": _store(True),
     "SEARCH": _search(True),
+    "SORT": _sort(True),
+    "THREAD": _thread(True),
     "EXPUNGE": _p_uid_expunge,
 }
 
