@@ -317,3 +317,40 @@ def test_wrong_auth_credentials_are_retried_not_lost(sora_server: Factory, serve
         assert row.state == "pending" and "535" in row.last_error
     finally:
         sink.stop()
+
+
+def test_implicit_tls(sora_server: Factory, server_tls: Any) -> None:
+    sink = SmtpSink(tls=server_tls)
+    try:
+        srv = sora_server(plugins=["relay"], run_services=False, config={"relay": {
+            "smtp_host": sink.addr, "smtp_tls": True, "smtp_tls_verify": False}})
+        outbound(srv, message("wrapped"))
+        srv.call(worker(srv).run_once)
+        [got] = sink.handler.received
+        assert got.rcpt_tos == ["bob@example.net"]
+        assert rows(srv)[0].state == "sent"
+    finally:
+        sink.stop()
+
+
+@pytest.mark.parametrize(("relay", "error"), [
+    ({"smtp_host": "127.0.0.1:25", "smtp_tls": True, "smtp_use_starttls": True}, "exclude each other"),
+    ({"smtp_host": "no-port"}, "smtp_host"),
+    ({"type": "http", "http_url": "ftp://x"}, "http_url"),
+    ({"type": "carrier-pigeon"}, "type"),
+])
+def test_inconsistent_transport_settings_stop_start_up(sora_server: Factory, relay: dict[str, Any],
+                                                       error: str) -> None:
+    from sora_kernel.api import ConfigError
+
+    with pytest.raises(ConfigError, match=error):
+        sora_server(plugins=["relay"], run_services=False, config={"relay": relay})
+
+
+def test_health_reports_the_queue(relay_server: Factory) -> None:
+    srv = relay_server()
+    outbound(srv, message("h"))
+    checks = [c for _, c in srv.kernel.plugins.collect("sora_health_checks", kernel=srv.kernel)]
+    [relay] = [c for c in checks if c.name == "relay"]
+    ok, detail = srv.call(relay.check)
+    assert ok and "pending 1" in detail
