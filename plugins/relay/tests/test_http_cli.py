@@ -125,3 +125,18 @@ def test_sora_relay_list_show_requeue_delete_flush(sora_server: Factory, smtp_si
     assert _sora(config, "relay", "flush").stdout.strip() == "flushed 1"
     [due] = srv.call(lambda: store.lease(5, 300, "w"))
     assert due.id == queued[1]
+
+
+def test_sora_bench_relay_enqueue_prints_both_stores(sora_server: Factory, smtp_sink: SmtpSink,
+                                                     tmp_path: Path) -> None:
+    srv = sora_server(plugins=["relay"], run_services=False, config={"relay": {"smtp_host": smtp_sink.addr}})
+    config = tmp_path / "sora.toml"
+    config.write_text(f'[server]\ndata_dir = "{tmp_path / "data"}"\n[database]\n'
+                      f'dsn = "{srv.kernel.config.get("database", "dsn")}"\n[plugins]\nenabled = ["relay"]\n')
+    (tmp_path / "data").mkdir()
+    result = _sora(config, "bench", "relay-enqueue", "--count", "20", "--concurrency", "2")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["count"] == 20 and report["postgresql_per_second"] > 0 and report["spool_per_second"] > 0
+    assert srv.call(srv.kernel.store.relay.list) == []  # the bench removes its rows
+    assert not list((tmp_path / "data").glob("relay-spool-*"))  # and its spool

@@ -47,14 +47,20 @@ def test_a_queued_redirect_reaches_the_mta_with_its_envelope_and_bytes(relay_ser
     queued = rows(srv)
     assert [(r.state, r.kind, r.sender, r.recipients, r.raw) for r in queued] == [
         ("pending", "redirect", "alice@example.com", ("bob@example.net", "carol@example.org"), raw)]
-    assert srv.call(worker(srv).run_once) == 1
+    w = worker(srv)
+    srv.call(w.refresh_metrics)
+    assert sample(srv, "sora_relay_queue_depth", state="pending") == 1
+    assert sample(srv, "sora_relay_queue_age_seconds", state="pending") >= 0
+    assert srv.call(w.run_once) == 1
     [got] = smtp_sink.handler.received
     assert (got.mail_from, got.rcpt_tos, got.data, got.helo) == (
         "alice@example.com", ["bob@example.net", "carol@example.org"], raw, "relay.test.local")
     [row] = rows(srv)
     assert row.state == "sent" and row.attempts == 1 and row.finished_at is not None
     assert sample(srv, "sora_relay_delivery_total", result="sent", transport="smtp") == 1
+    srv.call(w.refresh_metrics)
     assert sample(srv, "sora_relay_queue_depth", state="sent") == 1
+    assert sample(srv, "sora_relay_queue_depth", state="pending") == 0
     assert sample(srv, "sora_relay_queue_operations_total", kind="redirect", result="queued") == 1
 
 
@@ -228,6 +234,7 @@ def test_the_service_wakes_on_enqueue(relay_server: Factory, smtp_sink: SmtpSink
     outbound(srv, message("now"))
     wait_for(lambda: smtp_sink.handler.received, timeout=10, what="delivery on NOTIFY")
     wait_for(lambda: [r.state for r in rows(srv)] == ["sent"], what="the row marked sent")
+    wait_for(lambda: sample(srv, "sora_relay_queue_depth", state="sent") == 1, what="the depth gauge")
 
 
 def test_the_redirect_rate_limit_is_per_account(relay_server: Factory) -> None:

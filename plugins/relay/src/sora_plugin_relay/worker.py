@@ -71,6 +71,7 @@ class RelayWorker:
                 try:
                     while await self.run_once() >= self.queue.batch_size:
                         await anyio.sleep(0)
+                    await self.refresh_metrics()  # the oldest row ages while nothing is due
                 except (TemporaryStoreError, OSError) as exc:
                     log.warning("relay round failed", error=str(exc))
                 except Exception:
@@ -95,7 +96,6 @@ class RelayWorker:
     async def _cleanup_loop(self) -> None:
         while True:
             try:
-                await self.refresh_metrics()
                 removed = await self.kernel.store.relay.purge(
                     sent_older_than=self.queue.sent_retention, failed_older_than=self.queue.retention,
                     rate_older_than=self.settings.redirect_rate_window * 2)
@@ -120,7 +120,6 @@ class RelayWorker:
             async with anyio.create_task_group() as tg:
                 for index in range(shares):
                     tg.start_soon(self._send_share, batch[index::shares])
-            await self.refresh_metrics()
         return len(batch)
 
     async def _send_share(self, messages: list[QueuedMessage]) -> None:
