@@ -70,6 +70,80 @@ def stats_unblock(key: str = typer.Argument(..., help="ip:ADDRESS or pair:ADDRES
     typer.echo(f"unblocked {key}")
 
 
+@stats_app.command("connections")
+def stats_connections(as_json: bool = typer.Option(False, "--json")) -> None:
+    """Client connections of the whole cluster: totals, per protocol and per worker."""
+    main = _main()
+
+    async def go() -> dict[str, Any]:
+        async with main.open_kernel() as kernel:
+            return dict(await kernel.store.connections.stats(stale_after=kernel.connections.stale_after))
+
+    info = main.run_async(go)
+    if as_json:
+        _echo_json(info)
+        return
+    typer.echo(f"connections {info['total']}  authenticated {info['authenticated']}  users {info['users']}")
+    for protocol, count in sorted(info["by_protocol"].items()):
+        typer.echo(f"  {protocol:<12} {count:>6}")
+    for worker, count in sorted(info["by_worker"].items()):
+        typer.echo(f"  worker {worker}  {count}")
+
+
+# ------------------------------------------------------------------------------ connections
+
+connections_app = typer.Typer(help="Client connections of the whole cluster (through PostgreSQL).",
+                              no_args_is_help=True)
+
+
+def _connection_json(row: Any) -> dict[str, Any]:
+    return {"id": row.id, "worker": row.owner, "protocol": row.protocol, "client_addr": row.remote_ip,
+            "client_port": row.remote_port, "server_port": row.local_port, "tls": row.tls, "user": row.username,
+            "connected_at": row.connected_at.isoformat(), "kick_requested": row.kick_requested}
+
+
+@connections_app.command("list")
+def connections_list(user: str = typer.Option(None), domain: str = typer.Option(None),
+                     protocol: str = typer.Option(None), client: str = typer.Option(None, help="Client IP."),
+                     as_json: bool = typer.Option(False, "--json")) -> None:
+    """List live client connections of every worker and node."""
+    main = _main()
+
+    async def go() -> list[Any]:
+        async with main.open_kernel() as kernel:
+            return list(await kernel.store.connections.list(
+                stale_after=kernel.connections.stale_after, user=user, domain=domain, protocol=protocol,
+                remote_ip=client))
+
+    rows = main.run_async(go)
+    if as_json:
+        _echo_json([_connection_json(r) for r in rows])
+        return
+    for r in rows:
+        typer.echo(f"{r.connected_at:%Y-%m-%d %H:%M:%S}  {r.protocol:<11} {r.remote_ip:<15} "
+                   f"{r.username or '-':<30} {r.owner}")
+
+
+@connections_app.command("kick")
+def connections_kick(user: str = typer.Option(None), protocol: str = typer.Option(None),
+                     client: str = typer.Option(None, help="Client IP."),
+                     all_: bool = typer.Option(False, "--all", help="Every connection (needs --confirm)."),
+                     confirm: bool = typer.Option(False, "--confirm", "-y")) -> None:
+    """Close matching sessions wherever they run (IMAP gets BYE), within about a second."""
+    main = _main()
+    if user is None and client is None and not all_:
+        main.fail("give --user, --client, or --all")
+    if all_ and not confirm:
+        main.fail("--all needs --confirm")
+
+    async def go() -> int:
+        async with main.open_kernel() as kernel:
+            return int(await kernel.store.connections.request_kick(
+                stale_after=kernel.connections.stale_after, user=user, protocol=protocol, remote_ip=client))
+
+    typer.echo(f"kick requested for {main.run_async(go)} connections")
+
+
 # ------------------------------------------------------------------------------ mailboxes
 
 mailboxes_app = typer.Typer(help="Manage an account's mailboxes and subscriptions.", no_args_is_help=True)
@@ -289,5 +363,6 @@ def register(app: typer.Typer, main: Any) -> None:
     app.add_typer(stats_app, name="stats")
     app.add_typer(mailboxes_app, name="mailboxes")
     app.add_typer(messages_app, name="messages")
+    app.add_typer(connections_app, name="connections")
     main.accounts_app.command("restore")(accounts_restore)
     main.accounts_app.command("purge")(accounts_purge)

@@ -84,9 +84,10 @@ KERNEL_SECTIONS = [
 @hookimpl
 def sora_config_sections() -> list[ConfigSection]:
     """The kernel's sections."""
+    from .connections import SECTION as CONNECTIONS
     from .ratelimit import SECTION
 
-    return [*KERNEL_SECTIONS, SECTION]
+    return [*KERNEL_SECTIONS, SECTION, CONNECTIONS]
 
 
 @hookimpl
@@ -171,7 +172,14 @@ def sora_connection_open(kernel: Kernel, conn: ConnectionInfo) -> bool | None:
     if kernel.ratelimit.ip_blocked(conn.remote_ip):
         kernel.ratelimit.refused_total.labels(conn.protocol, "ip_connect").inc()
         return False
+    kernel.connections.opened(conn)  # type: ignore[arg-type]  # listeners pass their Connection
     return None
+
+
+@hookimpl
+def sora_connection_close(kernel: Kernel, conn: ConnectionInfo) -> None:
+    """Forget a tracked connection."""
+    kernel.connections.closed(conn)  # type: ignore[arg-type]
 
 
 @hookimpl

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
     from . import search as s
     from .config import Config
+    from .connections import ConnectionTracker
     from .delivery import DeliveryService
     from .events import EventHub
     from .login import LoginService
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from .ratelimit import AuthRateLimiter
     from .store.admin import AdminStore
     from .store.auth import AuthStore
+    from .store.connections import ConnectionStore
     from .store.mailstore import (
         Account,
         AppendResult,
@@ -117,6 +119,8 @@ class MailStore(Protocol):
     auth: AuthStore
     """Auth rate-limiter counters and blocks (:class:`~sora_kernel.store.auth.AuthStore`)."""
     admin: AdminStore
+    connections: ConnectionStore
+    """Client connections of every worker (:class:`~sora_kernel.store.connections.ConnectionStore`)."""
     """Operator queries: account pages, expunged messages, purge (:class:`~sora_kernel.store.admin.AdminStore`)."""
 
     # accounts and credentials
@@ -349,6 +353,7 @@ class KernelServices(Protocol):
     delivery: DeliveryService
     login: LoginService
     ratelimit: AuthRateLimiter
+    connections: ConnectionTracker
 
     @property
     def plugins(self) -> PluginCalls:

@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry
 from .auth import set_hash_concurrency
 from .builtin import cpu_count
 from .config import Config, build_config, load_raw
+from .connections import ConnectionTracker
 from .delivery import DeliveryService
 from .embedded import EmbeddedPostgres
 from .errors import ConfigError
@@ -82,6 +83,7 @@ class Kernel:
         self.delivery = DeliveryService(self)
         self.login = LoginService(self)
         self.ratelimit = AuthRateLimiter(self)
+        self.connections = ConnectionTracker(self)
         self.listeners: list[Any] = []
         self.is_leader = False
         plugins.configure(self)
@@ -204,6 +206,7 @@ class Kernel:
             ServiceSpec("kernel-cleaner", self._run_cleaner, singleton=True),
             ServiceSpec("kernel-indexer", self._run_indexer, singleton=True),
             *([ServiceSpec("kernel-auth-blocks", self.ratelimit.run)] if self.ratelimit.enabled else []),
+            *([ServiceSpec("kernel-connections", self.connections.run)] if self.connections.enabled else []),
             *self.plugins.services(self),
         ]
 
@@ -282,6 +285,7 @@ class Kernel:
                 while await self.store.purge_expunged(grace) > 0:
                     await anyio.sleep(0)
                 await self.store.auth.cleanup()
+                await self.store.connections.cleanup(stale_after=self.connections.stale_after)
             except Exception:
                 log.exception("cleaner run failed")
             await anyio.sleep(self.config.get("storage", "cleaner_interval"))

@@ -117,3 +117,32 @@ def test_accounts_list_domain_restore_purge(configured: Path, sora_dsn: str, sor
     assert srv.call(srv.store.find_account, "bob@other.org", include_deleted=True) is None
     assert json.loads(ok("accounts", "list", "--domain", "other.org", "--json", "--deleted",
                          config=configured)) == []
+
+
+def test_connections_list_kick_and_stats(configured: Path, sora_dsn: str, sora_server: Any) -> None:
+    import socket
+    import time
+
+    srv = sora_server(plugins=["imap"], dsn=sora_dsn,
+                      config={"connections": {"sync_interval": "50ms", "heartbeat": "200ms"}})
+    srv.create_account("ann@example.com", "pw")
+    sock = socket.create_connection(srv.addr("imap"), timeout=10)
+    reader = sock.makefile("rb")
+    reader.readline()
+    sock.sendall(b"a LOGIN ann@example.com pw\r\n")
+    assert reader.readline().startswith(b"a OK")
+    deadline = time.monotonic() + 10
+    while not json.loads(ok("connections", "list", "--user", "ann@example.com", "--json", config=configured)):
+        assert time.monotonic() < deadline
+    listed = json.loads(ok("connections", "list", "--json", config=configured))
+    assert [(c["protocol"], c["user"]) for c in listed] == [("imap", "ann@example.com")]
+    assert "ann@example.com" in ok("connections", "list", "--protocol", "imap", config=configured)
+    stats = json.loads(ok("stats", "connections", "--json", config=configured))
+    assert stats["total"] == 1 and stats["by_protocol"] == {"imap": 1}
+    assert sora("connections", "kick", config=configured).returncode == 1
+    assert sora("connections", "kick", "--all", config=configured).returncode == 1
+    assert ok("connections", "kick", "--user", "ann@example.com", config=configured).strip() == \
+        "kick requested for 1 connections"
+    assert reader.readline().startswith(b"* BYE")
+    reader.close()
+    sock.close()

@@ -30,6 +30,8 @@ ROUTES = {
     ("get", "/admin/domains/{domain}/accounts"),
     ("get", "/admin/auth/stats"), ("get", "/admin/auth/blocked"), ("delete", "/admin/auth/blocked/{key}"),
     ("get", "/admin/health/overview"), ("get", "/admin/config"), ("post", "/admin/mail/deliver"),
+    ("get", "/admin/connections"), ("get", "/admin/connections/stats"), ("get", "/admin/connections/user/{email}"),
+    ("post", "/admin/connections/kick"),
     ("get", "/admin/example/hello"),
 }
 
@@ -238,3 +240,32 @@ def test_allowed_hosts_and_tls(sora_server: Any, sora_certificate: tuple[Path, P
         assert tls_client.get("/admin/config", headers=AUTH).json()["tls"] is True
     with pytest.raises(httpx.HTTPError):
         httpx.get(f"http://{host}:{port}/admin/config", headers=AUTH, timeout=5)
+
+
+def test_connections_and_kick(sora_server: Any) -> None:
+    import socket
+    import time
+
+    srv = sora_server(plugins=["admin_api", "imap"], config={
+        "admin_api": {"api_key": KEY}, "connections": {"sync_interval": "50ms", "heartbeat": "200ms"}})
+    host, port = srv.addr("admin_api")
+    client = httpx.Client(base_url=f"http://{host}:{port}", timeout=10)
+    srv.create_account("ann@example.com", "pw")
+    sock = socket.create_connection(srv.addr("imap"), timeout=10)
+    reader = sock.makefile("rb")
+    reader.readline()
+    sock.sendall(b"a LOGIN ann@example.com pw\r\n")
+    assert reader.readline().startswith(b"a OK")
+    deadline = time.monotonic() + 10
+    while not client.get("/admin/connections/user/ann@example.com", headers=AUTH).json()["count"]:
+        assert time.monotonic() < deadline
+    listed = client.get("/admin/connections", headers=AUTH).json()
+    assert listed["count"] == 1 and listed["connections"][0]["user_email"] == "ann@example.com"
+    assert client.get("/admin/connections/stats", headers=AUTH).json()["by_protocol"] == {"imap": 1}
+    missing = client.post("/admin/connections/kick", headers=AUTH, json={})
+    assert missing.status_code == 422
+    kicked = client.post("/admin/connections/kick", headers=AUTH, json={"user_email": "ann@example.com"})
+    assert kicked.json() == {"user_email": "ann@example.com", "kicked": 1}
+    assert reader.readline().startswith(b"* BYE")
+    reader.close()
+    sock.close()

@@ -62,6 +62,14 @@ class RestoreMessages(BaseModel):
     until: datetime | None = None
 
 
+class KickConnections(BaseModel):
+    """``POST /admin/connections/kick``: ``user_email`` required, optional protocol and client address."""
+
+    user_email: str = Field(max_length=320)
+    protocol: str | None = None
+    client_addr: str | None = None
+
+
 class DeliverMail(BaseModel):
     """``POST /admin/mail/deliver``: one RFC 5322 message for several recipients."""
 
@@ -256,6 +264,42 @@ def build_router(kernel: KernelServices, settings: AdminApiSettings) -> APIRoute
         if not await kernel.ratelimit.unblock(key):
             raise NotFound(f"{key} is not tracked")
         return {"key": key, "message": "unblocked"}
+
+    # ------------------------------------------------------------------ connections
+
+    def connection_json(row: Any) -> dict[str, Any]:
+        return {"id": row.id, "worker": row.owner, "protocol": row.protocol, "client_addr": row.remote_ip,
+                "client_port": row.remote_port, "server_port": row.local_port, "tls": row.tls,
+                "user_email": row.username, "connected_at": row.connected_at.isoformat(),
+                "kick_requested": row.kick_requested}
+
+    stale = kernel.connections.stale_after
+
+    @router.get("/connections", tags=["connections"])
+    async def connections(protocol: str | None = None, client_addr: str | None = None,
+                          limit: int = Query(1000, ge=1)) -> dict[str, Any]:
+        """Live client connections of every worker and node."""
+        rows = await store.connections.list(stale_after=stale, protocol=protocol, remote_ip=client_addr,
+                                            limit=min(limit, max_page))
+        return {"connections": [connection_json(r) for r in rows], "count": len(rows)}
+
+    @router.get("/connections/stats", tags=["connections"])
+    async def connection_stats() -> dict[str, Any]:
+        """Totals per protocol and per worker."""
+        return dict(await store.connections.stats(stale_after=stale))
+
+    @router.get("/connections/user/{email}", tags=["connections"])
+    async def user_connections(email: str) -> dict[str, Any]:
+        """One user's connections."""
+        rows = await store.connections.list(stale_after=stale, user=email, limit=max_page)
+        return {"user_email": email, "connections": [connection_json(r) for r in rows], "count": len(rows)}
+
+    @router.post("/connections/kick", tags=["connections"])
+    async def kick(body: KickConnections) -> dict[str, Any]:
+        """Close a user's sessions wherever they run (IMAP gets BYE) within about a second."""
+        asked = await store.connections.request_kick(stale_after=stale, user=body.user_email,
+                                                     protocol=body.protocol, remote_ip=body.client_addr)
+        return {"user_email": body.user_email, "kicked": asked}
 
     # ------------------------------------------------------------------ health, config
 
