@@ -274,6 +274,11 @@ class MailStore(Protocol):
         """UIDs of live messages matching the criterion, in order."""
         ...
 
+    async def vanished(self, mailbox_id: int, modseq: int, ranges: UidRanges | None = None) -> tuple[list[int], bool]:
+        """UIDs expunged above ``modseq`` (within ``ranges``) and whether the list is complete
+        (False once such rows were purged)."""
+        ...
+
     async def sort(self, account_id: int, mailbox_id: int, criterion: s.Criterion,
                    keys: Sequence[tuple[str, bool]]) -> list[int]:
         """UIDs of matching live messages in SORT order: (key, reverse) pairs, keys as IMAP SORT

@@ -990,6 +990,20 @@ class MailStore:
         )
         return [r["uid"] for r in rows]
 
+    async def vanished(self, mailbox_id: int, modseq: int, ranges: UidRanges | None = None) -> tuple[list[int], bool]:
+        """UIDs expunged with a MODSEQ above ``modseq`` (within ``ranges``), in order, and whether
+        that list is complete: False when rows above ``modseq`` were purged since (QRESYNC)."""
+        params: list[Any] = [mailbox_id, modseq]
+        where = _ranges_sql(ranges, params) if ranges is not None else "true"
+        async with self._write() as conn:
+            rows = await conn.fetch(
+                "SELECT m.uid, mb.vanished_modseq FROM mailboxes mb LEFT JOIN messages m ON m.mailbox_id = mb.id"
+                f" AND m.expunged_at IS NOT NULL AND m.modseq > $2 AND {where} WHERE mb.id = $1 ORDER BY m.uid",
+                *params)
+        if not rows:
+            raise NotFound("mailbox does not exist")
+        return [r[0] for r in rows if r[0] is not None], rows[0][1] <= modseq
+
     async def search(self, account_id: int, mailbox_id: int, criterion: s.Criterion) -> list[int]:
         """UIDs of live messages matching the criterion, in order, in one query."""
         params: list[Any] = [mailbox_id, account_id]
@@ -1137,10 +1151,15 @@ class MailStore:
         """Phase two: delete rows expunged longer ago than ``older_than`` seconds, and the
         contents and blobs nothing references any more. Returns the rows deleted."""
         async with self._write() as conn, conn.transaction():
+            # the watermark: VANISHED (EARLIER) from below it cannot list the purged UIDs any more
             rows = await conn.fetch(
-                "DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE expunged_at < now() -"
+                "WITH d AS (DELETE FROM messages WHERE id IN (SELECT id FROM messages WHERE expunged_at < now() -"
                 " make_interval(secs => $1) LIMIT $2 FOR UPDATE SKIP LOCKED)"
-                " RETURNING account_id, content_hash", older_than, limit)
+                " RETURNING mailbox_id, account_id, content_hash, modseq),"
+                " w AS (UPDATE mailboxes mb SET vanished_modseq = greatest(mb.vanished_modseq, x.top)"
+                " FROM (SELECT mailbox_id, max(modseq) AS top FROM d GROUP BY mailbox_id) x"
+                " WHERE mb.id = x.mailbox_id)"
+                " SELECT account_id, content_hash FROM d", older_than, limit)
             candidates = {(r["account_id"], r["content_hash"]) for r in rows}
             orphans: list[tuple[int, bytes]] = []
             for account_id, content_hash in candidates:

@@ -9,6 +9,7 @@ POST_AUTH = (
     b"IMAP4rev1 SASL-IR LITERAL+ ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS MOVE CHILDREN SPECIAL-USE "
     b"CREATE-SPECIAL-USE LIST-EXTENDED LIST-STATUS ESEARCH BINARY CONDSTORE QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE "
     b"STATUS=SIZE SAVEDATE WITHIN SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES THREAD=REFS "
+    b"QRESYNC "
     b"APPENDLIMIT=52428800"
 )
 MESSAGE = (
@@ -478,7 +479,7 @@ def test_condstore(session, raw, account):
     out = session.cmd(b"f NOOP")
     assert re.fullmatch(
         rb"\* 3 FETCH \(UID 3 FLAGS \(\\Answered \\Recent\) MODSEQ \(\d+\)\)\r\nf OK NOOP completed.\r\n", out)
-    assert session.cmd(b"g SELECT INBOX (QRESYNC (1 1))").endswith(b"g BAD QRESYNC is not supported.\r\n")
+    assert session.cmd(b"g SELECT INBOX (QRESYNC (1 1))").endswith(b"g BAD QRESYNC is not enabled.\r\n")
 
 
 ANY_STATE = [b"CAPABILITY", b"NOOP", b'ID NIL']

@@ -17,6 +17,7 @@ from sora_kernel.api import SYSTEM_FLAGS, MessageChange
 
 from .grammar import SequenceSet
 from .grammar.reader import is_atom
+from .grammar.response import format_sequence_set
 from .grammar.sequence import merge_ranges
 from .uidmap import UidMap
 
@@ -62,6 +63,7 @@ class SelectedMailbox:
         "name",
         "own_changes",
         "pending_expunge",
+        "qresync",
         "readonly",
         "recent",
         "uids",
@@ -87,6 +89,8 @@ class SelectedMailbox:
         self.pending_expunge: set[int] = set()
         self.own_changes: dict[int, int] = {}
         self.condstore = False
+        #: QRESYNC enabled: expunges are told as ``* VANISHED uids`` (RFC 7162 3.2.10)
+        self.qresync = False
         #: keywords announced in FLAGS / PERMANENTFLAGS, in the order they were announced
         self.keywords: list[str] = []
         self._keyword_keys: set[str] = set()  # lower case: keywords are case-insensitive
@@ -334,7 +338,10 @@ class SelectedMailbox:
             return []
         self.pending_expunge.difference_update(uids[i] for i in positions)
         self._recent_total -= sum(1 for i in positions if self.is_recent(uids[i]))
-        # each line refers to numbers after the previous expunges took effect
-        out = [b"* %d EXPUNGE\r\n" % (index + 1 - done) for done, index in enumerate(positions)]
+        if self.qresync:
+            out = [b"* VANISHED " + format_sequence_set(uids[i] for i in positions) + b"\r\n"]
+        else:
+            # each line refers to numbers after the previous expunges took effect
+            out = [b"* %d EXPUNGE\r\n" % (index + 1 - done) for done, index in enumerate(positions)]
         uids.delete_positions(positions)
         return out

@@ -38,7 +38,7 @@ from sora_kernel.api import (
 )
 from sora_kernel.api import search as s
 
-from . import fetching, grammar, listing, searching, sorting, threads
+from . import fetching, grammar, listing, resync, searching, sorting, threads
 from .grammar import BadCharset, Command, ParseError
 from .grammar import commands as c
 from .grammar.fetch import ModSeq as ModSeqAtt
@@ -151,6 +151,7 @@ class Session(LineSession):
         self._tag = ""
         self._tls_context: ssl.SSLContext | Literal[False] | None = None
         self.condstore = False
+        self.qresync = False
 
     # ================================================================== output
 
@@ -191,6 +192,7 @@ class Session(LineSession):
                 "CREATE-SPECIAL-USE", "LIST-EXTENDED", "LIST-STATUS", "ESEARCH", "BINARY", "CONDSTORE", "QUOTA",
                 "QUOTA=RES-STORAGE", "QUOTA=RES-MESSAGE", "STATUS=SIZE", "SAVEDATE", "WITHIN",
                 "SORT", "SORT=DISPLAY", "ESORT", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES", "THREAD=REFS",
+                "QRESYNC",
                 f"APPENDLIMIT={self.settings.append_limit}",
             ))
             caps.extend(self.server.extra_capabilities)
@@ -578,8 +580,8 @@ class Session(LineSession):
 
     async def cmd_select(self, cmd: c.Select) -> Ok:
         """SELECT / EXAMINE, with the CONDSTORE parameter."""
-        if cmd.qresync is not None:
-            raise bad("QRESYNC is not supported.")
+        if cmd.qresync is not None and not self.qresync:
+            raise bad("QRESYNC is not enabled.")  # RFC 7162 3.2.5: ENABLE QRESYNC first
         if cmd.condstore:
             self.condstore = True
         if self.selected is not None:
@@ -599,6 +601,7 @@ class Session(LineSession):
             selected = SelectedMailbox(self.account_id, mailbox.id, mailbox.name, mailbox.uidvalidity,
                                        uids, modseq, recent, readonly=cmd.readonly, keywords=mailbox.keywords)
             selected.condstore = self.condstore
+            selected.qresync = self.qresync
             first_unseen = None
             if mailbox.unseen_count:
                 unseen = await self.store.search(self.account_id, mailbox.id, s.FlagIs(SEEN, False))
@@ -622,9 +625,33 @@ class Session(LineSession):
         self.send(b"* OK [UIDNEXT %d] Predicted next UID.\r\n" % uidnext)
         if self.condstore:
             self.send(b"* OK [HIGHESTMODSEQ %d] Highest.\r\n" % selected.modseq)
+        if cmd.qresync is not None and cmd.qresync.uidvalidity == mailbox.uidvalidity:
+            await self._resync(selected, cmd.qresync, uidnext - 1)
         if cmd.readonly:
             return "READ-ONLY", "Examine completed."
         return "READ-WRITE", "Select completed."
+
+    async def _resync(self, selected: SelectedMailbox, params: c.QResync, top: int) -> None:
+        """SELECT (QRESYNC ...) (RFC 7162 3.2.5.1): what was expunged since the client's MODSEQ as
+        ``VANISHED (EARLIER)``, then the flags of what changed, limited to its known UIDs."""
+        ranges = params.known_uids.resolve(top) if params.known_uids is not None else [(1, top)]
+        if not ranges or top < 1:
+            return
+        gone, complete = await self.store.vanished(selected.id, params.modseq, ranges)
+        if complete:
+            self.send(resync.vanished_line(((u, u) for u in gone), earlier=True))
+        else:  # expunges below the purge watermark are forgotten: every UID not here is gone
+            self.send(resync.vanished_line(resync.missing(selected, ranges, top), earlier=True))
+        changes, _ = await self.store.changes_since(selected.id, params.modseq)
+        wanted = selected.uid_ranges_to_positions(ranges)
+        for change in changes:
+            seq = selected.seq_of(change.uid)
+            if change.expunged or seq is None or not any(a <= seq - 1 < b for a, b in wanted):
+                continue
+            self.send(b"* %d FETCH (UID %d FLAGS %s MODSEQ (%d))\r\n" % (
+                seq, change.uid, format_flags(change.flags, change.keywords, selected.is_recent(change.uid)),
+                change.modseq))
+            await self.maybe_flush()
 
     async def cmd_create(self, cmd: c.Create) -> Ok:
         """CREATE name [(USE (\\Special))]."""
@@ -809,11 +836,17 @@ class Session(LineSession):
         return None, "Namespace completed."
 
     async def cmd_enable(self, cmd: c.Enable) -> Ok:
-        """ENABLE: CONDSTORE is the one extension that needs it."""
+        """ENABLE CONDSTORE / QRESYNC (QRESYNC implies CONDSTORE, RFC 7162 3.2.3)."""
         enabled = []
         if "CONDSTORE" in cmd.capabilities and not self.condstore:
             self.enable_condstore()
             enabled.append(b" CONDSTORE")
+        if "QRESYNC" in cmd.capabilities and not self.qresync:
+            self.enable_condstore()
+            self.qresync = True
+            if self.selected is not None:
+                self.selected.qresync = True
+            enabled.append(b" QRESYNC")
         self.send(b"* ENABLED" + b"".join(enabled) + b"\r\n")
         return None, "Enable completed."
 
@@ -1069,6 +1102,8 @@ class Session(LineSession):
     async def cmd_fetch(self, cmd: c.Fetch) -> Ok:
         """FETCH / UID FETCH: chunked metadata queries, bodies from the blob store."""
         selected = self._mailbox()
+        if cmd.vanished and not self.qresync:
+            raise bad("VANISHED needs ENABLE QRESYNC.")
         positions = self._positions(cmd.sequence_set, cmd.uid, cmd.name)
         attributes = cmd.attributes
         if cmd.changedsince is not None or ModSeqAtt() in attributes:
@@ -1076,6 +1111,14 @@ class Session(LineSession):
             if ModSeqAtt() not in attributes:
                 attributes = (*attributes, ModSeqAtt())
         plan = fetching.plan(attributes, uid_command=cmd.uid, modseq=self.condstore)
+        if cmd.vanished:  # UID FETCH ... (CHANGEDSINCE m VANISHED), RFC 7162 3.2.6
+            assert cmd.changedsince is not None  # the grammar insists
+            # "*" reaches every UID ever given out here: expunged UIDs above the highest live one count
+            ranges = cmd.sequence_set.resolve(MAX_UID)
+            gone, complete = await self.store.vanished(selected.id, cmd.changedsince, ranges)
+            self.send(resync.vanished_line(
+                ((u, u) for u in gone) if complete else resync.missing(selected, ranges, selected.max_uid),
+                earlier=True))
         set_seen = plan.sets_seen and not selected.readonly
         unreadable = 0
         for chunk in selected.chunks(positions, fetching.CHUNK):
@@ -1147,7 +1190,7 @@ class Session(LineSession):
             modified.extend(changed)
         # a keyword new to the mailbox: FLAGS and PERMANENTFLAGS first, then the FETCH responses
         self._announce_keywords(k for change in modified for k in change.keywords)
-        uid_item = b"UID %d " if cmd.uid else b""
+        uid_item = b"UID %d " if cmd.uid or self.qresync else b""
         if not cmd.silent:
             for chunk in selected.chunks(positions, fetching.CHUNK):
                 rows = await self.store.fetch(selected.id, selected.runs(chunk))
@@ -1157,7 +1200,7 @@ class Session(LineSession):
                     if seq is None or row.expunged:
                         continue
                     self.send(b"* %d FETCH (%sFLAGS %s%s)\r\n" % (
-                        seq, uid_item % row.uid if cmd.uid else b"",
+                        seq, uid_item % row.uid if uid_item else b"",
                         format_flags(row.flags, row.keywords, selected.is_recent(row.uid)),
                         b" MODSEQ (%d)" % row.modseq if self.condstore else b""))
                 await self.maybe_flush()
@@ -1167,7 +1210,7 @@ class Session(LineSession):
                 seq = selected.seq_of(change.uid)
                 if seq is not None:
                     self.send(b"* %d FETCH (%sMODSEQ (%d))\r\n" % (
-                        seq, uid_item % change.uid if cmd.uid else b"", change.modseq))
+                        seq, uid_item % change.uid if uid_item else b"", change.modseq))
         if refused:
             numbers = refused if cmd.uid else [n for u in refused if (n := selected.seq_of(u))]
             return f"MODIFIED {format_sequence_set(numbers).decode()}", "Conditional store failed."
