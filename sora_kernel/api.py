@@ -61,6 +61,15 @@ from .interfaces import (
 )
 from .login import SASL_MECHANISMS, LoginService, LoginStep, SaslLogin, authzid_allowed
 from .net import AdmitPolicy, Connection, ConnectionClosed, LineTooLong, Listener, ProtocolListeners, serve_tcp
+from .net.certificates import (
+    TLS_VERSIONS,
+    Certificate,
+    CertificateSet,
+    alpn_id,
+    certificate_names,
+    new_server_context,
+    read_certificate,
+)
 from .net.listener import ip_in_networks, parse_networks
 from .net.session import LineSession, SessionTransport
 from .net.settings import SectionSettings, setting
@@ -115,6 +124,7 @@ __all__ = [
     "SEEN",
     "SPECIAL_USES",
     "SYSTEM_FLAGS",
+    "TLS_VERSIONS",
     "Account",
     "ActionKind",
     "ActiveScript",
@@ -125,6 +135,8 @@ __all__ = [
     "AuthRequest",
     "BlobCache",
     "BlobStore",
+    "Certificate",
+    "CertificateSet",
     "ChangeEvent",
     "ChangeKind",
     "ChannelMessage",
@@ -186,7 +198,9 @@ __all__ = [
     "UidRanges",
     "UploadStatus",
     "UploadStore",
+    "alpn_id",
     "authzid_allowed",
+    "certificate_names",
     "cli_kernel",
     "flag_names",
     "flags",
@@ -194,9 +208,11 @@ __all__ = [
     "hookspec",
     "ip_in_networks",
     "mime",
+    "new_server_context",
     "parse_addr",
     "parse_networks",
     "provision_account",
+    "read_certificate",
     "search",
     "serve_tcp",
     "set_account_password",

@@ -73,6 +73,13 @@ KERNEL_SECTIONS = [
     ConfigSection("tls", (
         Setting("cert_file", "str", "", "PEM certificate chain for STARTTLS and implicit TLS."),
         Setting("key_file", "str", "", "PEM private key."),
+        Setting("certificates", "tables", [], "More certificates, chosen by SNI: [[tls.certificates]] with "
+                "cert_file, key_file and optionally names (default: the certificate's DNS names)."),
+        Setting("default_name", "str", "", "Certificate for clients that send no SNI (or an unknown name); "
+                "empty = the first one."),
+        Setting("min_version", "str", "1.2", "Oldest TLS version accepted.", choices=("1.2", "1.3")),
+        Setting("watch_interval", "duration", "5s", "How often certificate files are checked for changes "
+                "(a changed file is served without SIGHUP); 0 = only on SIGHUP."),
     ), "TLS certificates."),
     ConfigSection("delivery", (
         Setting("subaddress_separator", "str", "+", "Separator of +detail subaddresses; empty disables."),
@@ -161,9 +168,9 @@ async def sora_resolve_recipient(kernel: Kernel, address: str) -> Recipient | No
 
 
 @hookimpl(trylast=True)
-def sora_tls_context(kernel: Kernel, server_name: str | None) -> ssl.SSLContext | None:
-    """The certificate from ``[tls] cert_file``/``key_file``, loaded once (reloaded on SIGHUP)."""
-    return kernel.static_tls_context()
+def sora_tls_context(kernel: Kernel, server_name: str | None, protocol: str | None) -> ssl.SSLContext | None:
+    """The ``[tls]`` certificate files' context for a server name (reloaded on change and SIGHUP)."""
+    return kernel.file_certificates.context(server_name, protocol)
 
 
 @hookimpl

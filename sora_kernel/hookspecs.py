@@ -191,8 +191,11 @@ def sora_connection_close(kernel: KernelServices, conn: ConnectionInfo) -> None:
 
 
 @hookspec(firstresult=True)
-def sora_tls_context(kernel: KernelServices, server_name: str | None) -> ssl.SSLContext | None:
+def sora_tls_context(kernel: KernelServices, server_name: str | None,
+                     protocol: str | None) -> ssl.SSLContext | None:
     """Return the TLS context for a server name (ACME, per-SNI certificates). Sync, first wins.
 
-    The default serves ``[tls] cert_file``/``key_file`` when configured.
+    Called during every handshake (SNI callback) with the name the client sent (None without SNI)
+    and the listener's protocol (``imap``...; None for STARTTLS), whose ALPN id the context must
+    announce (``sora_kernel.api.new_server_context``). The default serves the ``[tls]`` files.
     """

@@ -385,8 +385,9 @@ class KernelServices(Protocol):
         """The blob backend (after start)."""
         ...
 
-    def tls_context(self, server_name: str | None = None) -> ssl.SSLContext | None:
-        """The TLS context for a server name, or None when TLS is not configured."""
+    def tls_context(self, server_name: str | None = None, *, protocol: str | None = None) -> ssl.SSLContext | None:
+        """The context to wrap a connection in (certificate chosen by SNI per handshake, ALPN of
+        ``protocol``), or None when TLS is not configured; with ``server_name``, that name's own."""
         ...
 
     async def authenticate(self, request: AuthRequest) -> Principal | None:

@@ -25,7 +25,7 @@ from .errors import ConfigError
 from .events import EventHub
 from .interfaces import BlobStore
 from .login import LoginService
-from .net.tls import load_tls_context
+from .net.certificates import TLS_VERSIONS, FileCertificates, FrontContexts
 from .observability import Metrics
 from .plugins import PluginHost, load_plugins
 from .ratelimit import AuthRateLimiter
@@ -78,8 +78,8 @@ class Kernel:
         self._db: Database | None = None
         self._store: MailStore | None = None
         self._blobs: BlobStore | None = None
-        self._tls: ssl.SSLContext | None = None
-        self._tls_loaded = False
+        self._file_certificates: FileCertificates | None = None
+        self._tls_fronts: FrontContexts | None = None
         self.delivery = DeliveryService(self)
         self.login = LoginService(self)
         self.ratelimit = AuthRateLimiter(self)
@@ -121,21 +121,33 @@ class Kernel:
             raise RuntimeError("kernel not started")
         return self._blobs
 
-    def static_tls_context(self) -> ssl.SSLContext | None:
-        """The certificate configured in ``[tls]``, or None."""
-        if not self._tls_loaded:
-            cert, key = self.config.get("tls", "cert_file"), self.config.get("tls", "key_file")
-            self._tls = load_tls_context(cert, key) if cert and key else None
-            self._tls_loaded = True
-        return self._tls
+    @property
+    def file_certificates(self) -> FileCertificates:
+        """The ``[tls]`` certificate files (read on first use; ConfigError when they cannot be)."""
+        if self._file_certificates is None:
+            self._file_certificates = FileCertificates(self.config.section("tls"))
+        return self._file_certificates
 
-    def tls_context(self, server_name: str | None = None) -> ssl.SSLContext | None:
-        """The TLS context plugins (ACME) or ``[tls]`` provide, or None when TLS is off."""
-        return self.plugins.tls_context(self, server_name)
+    def static_tls_context(self) -> ssl.SSLContext | None:
+        """The default certificate configured in ``[tls]``, or None."""
+        return self.file_certificates.context(None, None)
+
+    def tls_context(self, server_name: str | None = None, *, protocol: str | None = None) -> ssl.SSLContext | None:
+        """The context listeners wrap connections in: the certificate is chosen per handshake by the
+        ``sora_tls_context`` hook (plugins such as ACME, else ``[tls]``); None when TLS is off."""
+        if server_name is not None:
+            return self.plugins.tls_context(self, server_name, protocol)
+        if self.plugins.tls_context(self, None, protocol) is None:
+            return None
+        if self._tls_fronts is None:
+            self._tls_fronts = FrontContexts(lambda name, proto: self.plugins.tls_context(self, name, proto),
+                                             TLS_VERSIONS[self.config.get("tls", "min_version")])
+        return self._tls_fronts.get(protocol)
 
     def reload_tls(self) -> None:
-        """Forget the loaded certificate so the next connection reads the files again (SIGHUP)."""
-        self._tls_loaded = False
+        """Read the ``[tls]`` certificate files again (SIGHUP); new handshakes get them."""
+        if self._file_certificates is not None:
+            self._file_certificates.reload()
 
     # ---------------------------------------------------------------- lifecycle
 

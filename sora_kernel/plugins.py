@@ -357,7 +357,8 @@ class PluginHost:
         """Tell plugins a connection ended."""
         self.pm.hook.sora_connection_close(kernel=kernel, conn=conn)
 
-    def tls_context(self, kernel: KernelServices, server_name: str | None) -> ssl.SSLContext | None:
+    def tls_context(self, kernel: KernelServices, server_name: str | None,
+                    protocol: str | None = None) -> ssl.SSLContext | None:
         """The TLS context for a server name, or None when TLS is not configured."""
-        return self.pm.hook.sora_tls_context(kernel=kernel, server_name=server_name)
+        return self.pm.hook.sora_tls_context(kernel=kernel, server_name=server_name, protocol=protocol)
 

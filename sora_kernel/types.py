@@ -15,7 +15,8 @@ class Setting:
     """One configuration key: its type, default and help text.
 
     ``kind`` is one of ``str``, ``int``, ``float``, ``bool``, ``size`` (``25mb``), ``duration``
-    (``30s``, ``14d``; stored as float seconds), ``addr`` (``host:port``), ``list`` (of strings).
+    (``30s``, ``14d``; stored as float seconds), ``addr`` (``host:port``), ``list`` (of strings),
+    ``tables`` (an array of tables, ``[[section.key]]``, validated by the section's owner).
     """
 
     key: str

@@ -244,8 +244,8 @@ class ProtocolListeners:
     def _runner(self, kernel: KernelServices, addr: str, *, tls: bool) -> Callable[..., Awaitable[None]]:
         async def run(*, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
             context = None
-            if tls:
-                context = kernel.tls_context()
+            if tls:  # a front context: the certificate is looked up per handshake, so reloads apply
+                context = kernel.tls_context(protocol=self.protocol)
                 if context is None:
                     raise ConfigError(f"[{self.section}] tls_addr is set but no certificate is configured "
                                       "([tls] cert_file, key_file)")
