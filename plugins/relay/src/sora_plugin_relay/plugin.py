@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
-import structlog
-
 from sora_kernel.api import ConfigError, ConfigSection, ServiceSpec, hookimpl, parse_addr
 
 from .settings import QueueSettings, RelaySettings
@@ -15,8 +13,6 @@ if TYPE_CHECKING:
     import typer
 
     from sora_kernel.api import HealthCheck, KernelServices, OutboundMessage
-
-log = structlog.get_logger("sora.relay")
 
 
 @hookimpl
@@ -40,8 +36,6 @@ def sora_configure(kernel: KernelServices) -> None:
             raise ConfigError("[relay] smtp_tls_key_file needs smtp_tls_cert_file")
     if settings.type == "http" and settings.http_url and not settings.http_url.startswith(("http://", "https://")):
         raise ConfigError(f"[relay] http_url = {settings.http_url!r}: expected an http:// or https:// URL")
-    if not settings.configured:
-        log.info("relay not configured: outbound actions are not queued", type=settings.type)
 
 
 @hookimpl
