@@ -90,6 +90,18 @@ def stats_connections(as_json: bool = typer.Option(False, "--json")) -> None:
         typer.echo(f"  worker {worker}  {count}")
 
 
+auth_app = typer.Typer(help="Authentication helpers.", no_args_is_help=True)
+
+
+@auth_app.command("hash-password")
+def auth_hash_password(password_stdin: bool = typer.Option(False, "--password-stdin")) -> None:
+    """Print an argon2id hash of a password (for [auth_master] password_hash or an import)."""
+    from sora_kernel.auth import hash_password
+
+    main = _main()
+    typer.echo(hash_password(main._read_password(None, password_stdin)))
+
+
 # ------------------------------------------------------------------------------ connections
 
 connections_app = typer.Typer(help="Client connections of the whole cluster (through PostgreSQL).",
@@ -364,5 +376,6 @@ def register(app: typer.Typer, main: Any) -> None:
     app.add_typer(mailboxes_app, name="mailboxes")
     app.add_typer(messages_app, name="messages")
     app.add_typer(connections_app, name="connections")
+    app.add_typer(auth_app, name="auth")
     main.accounts_app.command("restore")(accounts_restore)
     main.accounts_app.command("purge")(accounts_purge)

@@ -92,9 +92,10 @@ KERNEL_SECTIONS = [
 def sora_config_sections() -> list[ConfigSection]:
     """The kernel's sections."""
     from .connections import SECTION as CONNECTIONS
+    from .master import SECTION as MASTER
     from .ratelimit import SECTION
 
-    return [*KERNEL_SECTIONS, SECTION, CONNECTIONS]
+    return [*KERNEL_SECTIONS, SECTION, CONNECTIONS, MASTER]
 
 
 @hookimpl

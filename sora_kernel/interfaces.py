@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from .delivery import DeliveryService
     from .events import EventHub
     from .login import LoginService
+    from .master import MasterLogin
     from .mime import ParsedMessage
     from .observability import Metrics
     from .ratelimit import AuthRateLimiter
@@ -359,6 +360,7 @@ class KernelServices(Protocol):
     login: LoginService
     ratelimit: AuthRateLimiter
     connections: ConnectionTracker
+    master: MasterLogin
 
     @property
     def plugins(self) -> PluginCalls:

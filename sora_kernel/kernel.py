@@ -25,6 +25,7 @@ from .errors import ConfigError
 from .events import EventHub
 from .interfaces import BlobStore
 from .login import LoginService
+from .master import MasterLogin
 from .net.certificates import TLS_VERSIONS, FileCertificates, FrontContexts
 from .observability import Metrics
 from .plugins import PluginHost, load_plugins
@@ -84,6 +85,7 @@ class Kernel:
         self.login = LoginService(self)
         self.ratelimit = AuthRateLimiter(self)
         self.connections = ConnectionTracker(self)
+        self.master = MasterLogin(self)
         self.listeners: list[Any] = []
         self.is_leader = False
         plugins.configure(self)

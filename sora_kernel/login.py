@@ -92,6 +92,8 @@ class LoginService:
             result = "refused"
             log.info("login refused before checking", protocol=request.protocol, user=request.username[:100],
                      remote=request.remote_ip, reason=refusal)
+        elif request.username and (target := kernel.master.target(request)) is not None:
+            principal = await kernel.master.login(request, target) if request.password else None
         elif request.username and (request.password or request.proven is not None):
             principal = await kernel.plugins.authenticate(kernel, request)
             if principal is not None and not authzid_allowed(principal, request.username, request.authzid):

@@ -103,7 +103,7 @@ class AuthRateLimiter:
 
     def _user(self, username: str) -> str:
         config = self.kernel.config
-        master = config.section("auth").get("master_separator", "*")
+        master = config.section("auth_master").get("separator", "*")
         return canonical_user(username, config.get("delivery", "subaddress_separator"), master)
 
     def keys(self, remote_ip: str, username: str) -> tuple[str, str, str]:

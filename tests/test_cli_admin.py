@@ -13,9 +13,10 @@ from typing import Any
 import pytest
 
 
-def sora(*args: str, config: Path, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def sora(*args: str, config: Path, timeout: float = 120, input: str | None = None
+         ) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "sora_cli.main", "--config", str(config), *args],
-                          capture_output=True, text=True, env=dict(os.environ), timeout=timeout)
+                          capture_output=True, text=True, env=dict(os.environ), timeout=timeout, input=input)
 
 
 def ok(*args: str, config: Path) -> str:
@@ -146,3 +147,11 @@ def test_connections_list_kick_and_stats(configured: Path, sora_dsn: str, sora_s
     assert reader.readline().startswith(b"* BYE")
     reader.close()
     sock.close()
+
+
+def test_auth_hash_password(tmp_path: Path) -> None:
+    from sora_kernel.auth import verify_password
+
+    result = sora("auth", "hash-password", "--password-stdin", config=tmp_path / "none.toml", input="s3cret\n")
+    assert result.returncode == 0, result.stderr
+    assert verify_password("s3cret", result.stdout.strip()) and not verify_password("x", result.stdout.strip())
