@@ -1,0 +1,1 @@
+"""Sora ManageSieve server (RFC 5804) and the ``sora sieve`` commands."""
