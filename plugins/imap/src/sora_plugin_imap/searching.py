@@ -28,13 +28,11 @@ def translate(key: k.SearchKey, mailbox: SelectedMailbox) -> s.Criterion:
             return s.Or(tuple(translate(child, mailbox) for child in children))
         case k.Not(child):
             return s.Not(translate(child, mailbox))
+        case k.SeqNums(seqset) | k.Uids(seqset) if seqset.saved:
+            return _uid_in(mailbox.saved_ranges())  # $ (SEARCHRES): the same messages either way
         case k.SeqNums(seqset):
-            if seqset.saved:
-                raise ParseError("Saved search results ($) are not supported.")
             return _uid_in(mailbox.runs(mailbox.seq_ranges(seqset)))
         case k.Uids(seqset):
-            if seqset.saved:
-                raise ParseError("Saved search results ($) are not supported.")
             return _uid_in(seqset.resolve(mailbox.max_uid))
         case k.FlagIs(flag, present):
             if flag == "\\Recent":

@@ -66,6 +66,7 @@ class SelectedMailbox:
         "qresync",
         "readonly",
         "recent",
+        "saved",
         "uids",
         "uidvalidity",
     )
@@ -91,6 +92,8 @@ class SelectedMailbox:
         self.condstore = False
         #: QRESYNC enabled: expunges are told as ``* VANISHED uids`` (RFC 7162 3.2.10)
         self.qresync = False
+        #: the UIDs of the last SEARCH RETURN (SAVE), ``$`` (RFC 5182); empty at SELECT
+        self.saved: list[int] = []
         #: keywords announced in FLAGS / PERMANENTFLAGS, in the order they were announced
         self.keywords: list[str] = []
         self._keyword_keys: set[str] = set()  # lower case: keywords are case-insensitive
@@ -239,6 +242,16 @@ class SelectedMailbox:
                     out[-1] = (out[-1][0], last)
                 else:
                     out.append((first, last))
+        return out
+
+    def saved_ranges(self) -> list[tuple[int, int]]:
+        """``$`` as inclusive UID ranges (expunged UIDs fall out when mapped to positions)."""
+        out: list[tuple[int, int]] = []
+        for uid in self.saved:
+            if out and out[-1][1] + 1 == uid:
+                out[-1] = (out[-1][0], uid)
+            else:
+                out.append((uid, uid))
         return out
 
     @staticmethod

@@ -7,6 +7,7 @@ mean for the session's state and the mail store; :mod:`.server` runs it on a con
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Awaitable, Callable, Iterable
 from contextlib import ExitStack
 from dataclasses import replace
@@ -60,9 +61,9 @@ VERSION = "0.1.0"
 MAX_AUTH_FAILURES = 3
 #: A refused non-synchronizing literal larger than this is not drained: the client is cut off.
 MAX_DRAIN = 256 * 1024 * 1024
+_SEARCH_SAVE = re.compile(rb"(?i)\S+ (?:UID )?SEARCH RETURN \([^)]*\bSAVE\b")
 _NO_EXPUNGE = frozenset({"FETCH", "STORE", "SEARCH"})
 _STORE_RUNS = 10000
-_NO_SEARCHRES = "Saved search results ($) are not supported."
 
 
 class State(IntFlag):
@@ -93,6 +94,7 @@ _HANDLERS: dict[type[Command], tuple[State, str]] = {
     c.Login: (State.NOT_AUTH, "cmd_login"),
     c.Authenticate: (State.NOT_AUTH, "cmd_authenticate"),
     c.Select: (AUTHED, "cmd_select"),
+    c.Unauthenticate: (AUTHED, "cmd_unauthenticate"),
     c.Create: (AUTHED, "cmd_create"),
     c.Delete: (AUTHED, "cmd_delete"),
     c.Rename: (AUTHED, "cmd_rename"),
@@ -192,7 +194,7 @@ class Session(LineSession):
                 "CREATE-SPECIAL-USE", "LIST-EXTENDED", "LIST-STATUS", "ESEARCH", "BINARY", "CONDSTORE", "QUOTA",
                 "QUOTA=RES-STORAGE", "QUOTA=RES-MESSAGE", "STATUS=SIZE", "SAVEDATE", "WITHIN",
                 "SORT", "SORT=DISPLAY", "ESORT", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES", "THREAD=REFS",
-                "QRESYNC",
+                "QRESYNC", "SEARCHRES", "UNAUTHENTICATE",
                 f"APPENDLIMIT={self.settings.append_limit}",
             ))
             caps.extend(self.server.extra_capabilities)
@@ -336,6 +338,8 @@ class Session(LineSession):
                 command = grammar.parse_command(data, limits=self.limits)
             except BadCharset as exc:
                 tag, name = exc.tag, "SEARCH"
+                if self.selected is not None and _SEARCH_SAVE.match(data):
+                    self.selected.saved = []  # RFC 5182 2.1: a failed SEARCH ... SAVE empties $
                 raise no("Unsupported charset.", f"BADCHARSET ({' '.join(exc.supported)})") from None
             except ParseError as exc:
                 tag = exc.tag
@@ -577,6 +581,19 @@ class Session(LineSession):
         return self._tag
 
     # ================================================================== authenticated
+
+    async def cmd_unauthenticate(self, cmd: c.Unauthenticate) -> Ok:
+        """UNAUTHENTICATE (RFC 8437): back to the not-authenticated state on the same connection;
+        the mailbox is closed without expunging and ENABLEd extensions are off again."""
+        self.deselect()
+        self.state = State.NOT_AUTH
+        self.principal = None
+        self.account_id = 0
+        self.condstore = self.qresync = False
+        self.auth_failures = 0
+        self.conn.username = ""
+        self.conn.extra.pop("account", None)
+        return None, "Unauthenticate completed."
 
     async def cmd_select(self, cmd: c.Select) -> Ok:
         """SELECT / EXAMINE, with the CONDSTORE parameter."""
@@ -954,8 +971,8 @@ class Session(LineSession):
         """The positions a sequence set names; BAD for ``$`` and for message numbers the client
         cannot know (UID sets may name UIDs that do not exist: those are simply not there)."""
         selected = self._mailbox()
-        if seqset.saved:
-            raise bad(_NO_SEARCHRES)
+        if seqset.saved:  # $: the saved UIDs still here, whether the command is UID or not
+            return selected.uid_ranges_to_positions(selected.saved_ranges())
         if uid:
             return selected.uid_set_ranges(seqset)
         if not selected.valid_message_set(seqset):
@@ -994,8 +1011,9 @@ class Session(LineSession):
         if selected.readonly:
             raise no("Mailbox is read-only.", "CANNOT")
         if cmd.uids is not None and cmd.uids.saved:
-            raise bad(_NO_SEARCHRES)
-        ranges = cmd.uids.resolve(selected.max_uid) if cmd.uids is not None else None
+            ranges: list[tuple[int, int]] | None = selected.saved_ranges()
+        else:
+            ranges = cmd.uids.resolve(selected.max_uid) if cmd.uids is not None else None
         if ranges == []:
             return None, "Expunge completed."
         gone = await self.store.expunge(self.account_id, selected.id, ranges)
@@ -1006,13 +1024,20 @@ class Session(LineSession):
         return None, "Expunge completed."
 
     async def cmd_search(self, cmd: c.Search) -> Ok:
-        """SEARCH / UID SEARCH, with ESEARCH RETURN options."""
+        """SEARCH / UID SEARCH, with ESEARCH RETURN options and SAVE (SEARCHRES, RFC 5182)."""
         selected = self._mailbox()
-        if cmd.return_options and "SAVE" in cmd.return_options:
-            raise bad("SEARCH SAVE is not supported.")
+        save = bool(cmd.return_options and "SAVE" in cmd.return_options)
+        try:
+            return await self._search(cmd, selected, save)
+        except BaseException:
+            if save:  # RFC 5182 2.1: a failed SEARCH ... SAVE leaves $ empty
+                selected.saved = []
+            raise
+
+    async def _search(self, cmd: c.Search, selected: SelectedMailbox, save: bool) -> Ok:
         try:
             criterion = searching.translate(cmd.criteria, selected)
-        except ParseError as exc:  # $ (SEARCHRES is not offered) or a key without a translation
+        except ParseError as exc:  # a key without a translation
             raise bad(exc.message) from None
         uids = await self.store.search(self.account_id, selected.id, criterion)
         known: list[int] = []
@@ -1023,6 +1048,16 @@ class Session(LineSession):
                 known.append(uid)
                 numbers.append(uid if cmd.uid else seq)
         options = cmd.return_options or ("ALL",)
+        if save:
+            # with MIN and/or MAX only those are saved (RFC 5182 2.1)
+            if "MIN" in options or "MAX" in options:
+                ends = ([known[0]] if "MIN" in options else []) + ([known[-1]] if "MAX" in options else [])
+                selected.saved = sorted(set(ends)) if known else []
+            else:
+                selected.saved = known
+            options = tuple(o for o in options if o != "SAVE")
+            if not options:  # SAVE alone: no ESEARCH response
+                return None, "Search completed."
         highest = b""
         if searching.uses_modseq(cmd.criteria):
             self.enable_condstore()

@@ -305,6 +305,13 @@ class Append(Command):
 
 
 @dataclass(frozen=True, slots=True)
+class Unauthenticate(Command):
+    """UNAUTHENTICATE (RFC 8437)."""
+
+    NAME: ClassVar[str] = "UNAUTHENTICATE"
+
+
+@dataclass(frozen=True, slots=True)
 class Check(Command):
     """CHECK."""
 
@@ -1045,6 +1052,7 @@ _COMMANDS: dict[str, Parser] = {
     "STATUS": _p_status,
     "APPEND": _p_append,
     "CHECK": _no_args(Check),
+    "UNAUTHENTICATE": _no_args(Unauthenticate),
     "CLOSE": _no_args(Close),
     "UNSELECT": _no_args(Unselect),
     "EXPUNGE": _no_args(Expunge),
