@@ -125,13 +125,14 @@ def run(config: Any, plugins: Any, path: Path, workers: int) -> None:
     signal.signal(signal.SIGHUP, on_hup)
     metrics_addr = config.get("metrics", "addr")
     if metrics_addr:
-        _serve_metrics(metrics_addr, metrics_dir, procs)
+        dsn = config.get("database", "dsn") or EmbeddedPostgres(config.data_dir / "pg").dsn()
+        _serve_metrics(metrics_addr, metrics_dir, procs, dsn=dsn, expected=count)
     for slot in range(count):
         spawn(slot)
     if _wait_ready(metrics_dir, count, procs, 60):
         lines = [f"  {name:<16} {addr}" for name, addr in addrs]
         if metrics_addr:
-            lines.append(f"  {'metrics':<16} http://{metrics_addr}/metrics")
+            lines.append(f"  {'metrics':<16} http://{metrics_addr}/metrics (and /health)")
         sys.stdout.write(f"Sora is running with {count} worker(s). Listening:\n" + "\n".join(lines) + "\n")
         sys.stdout.flush()
     failures: dict[int, float] = {}
@@ -194,18 +195,26 @@ class WorkerProcessCollector:
         yield fds
 
 
-def _serve_metrics(addr: str, metrics_dir: str, procs: dict[int, Any]) -> None:
-    from prometheus_client import CollectorRegistry, ProcessCollector, start_http_server
+def _serve_metrics(addr: str, metrics_dir: str, procs: dict[int, Any], *, dsn: str, expected: int) -> None:
+    from prometheus_client import CollectorRegistry, ProcessCollector, make_wsgi_app
     from prometheus_client.multiprocess import MultiProcessCollector
 
     from sora_kernel.config import parse_addr
+
+    from . import health_http
+
+    def ready() -> int:
+        live = {str(proc.pid) for proc in list(procs.values()) if proc.poll() is None}
+        return sum(1 for name in os.listdir(metrics_dir) if name.startswith("ready-") and name[6:] in live)
 
     registry = CollectorRegistry()
     MultiProcessCollector(registry, path=metrics_dir)
     ProcessCollector(registry=registry)  # the supervisor itself
     registry.register(WorkerProcessCollector(procs))  # type: ignore[arg-type]
     host, port = parse_addr(addr)
-    start_http_server(port, addr=host, registry=registry)
+    health_http.serve(host, port, make_wsgi_app(registry), {
+        "workers": health_http.workers_check(procs, expected, ready),
+        "database": health_http.database_check(dsn)})
 
 
 def run_worker(config: Any, plugins: Any) -> None:

@@ -155,3 +155,46 @@ def test_auth_hash_password(tmp_path: Path) -> None:
     result = sora("auth", "hash-password", "--password-stdin", config=tmp_path / "none.toml", input="s3cret\n")
     assert result.returncode == 0, result.stderr
     assert verify_password("s3cret", result.stdout.strip()) and not verify_password("x", result.stdout.strip())
+
+
+def test_health_endpoint_on_the_metrics_listener(configured: Path, sora_dsn: str) -> None:
+    import signal
+    import socket
+    import time
+    import urllib.error
+    import urllib.request
+
+    from sora_cli.health_http import database_check, health_body
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = dict(os.environ, SORA_SERVER__WORKERS="1", SORA_METRICS__ADDR=f"127.0.0.1:{port}",
+               SORA_PLUGINS__ENABLED="example_header")
+    err_path = configured.parent / "serve.err"
+    with err_path.open("w") as err_file:
+        proc = subprocess.Popen([sys.executable, "-m", "sora_cli.main", "--config", str(configured), "serve"],
+                                env=env, stdout=subprocess.DEVNULL, stderr=err_file)
+    try:
+        body: dict[str, Any] = {}
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as reply:
+                    body = json.loads(reply.read())
+                    break
+            except urllib.error.HTTPError as exc:  # 503 while the worker starts
+                body = json.loads(exc.read())
+            except OSError:
+                pass
+            time.sleep(0.1)
+        assert body.get("status") == "ok", (body, err_path.read_text()[-2000:])
+        assert body["components"]["workers"]["detail"] == "1/1 alive, 1 ready"
+        assert body["components"]["database"]["detail"].startswith("PostgreSQL 18")
+        metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        assert "sora_workers_up 1.0" in metrics
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    status, degraded = health_body({"database": database_check("postgresql://postgres@127.0.0.1:1/none", 0.5)})
+    assert status == 503 and degraded["status"] == "degraded" and not degraded["components"]["database"]["ok"]
