@@ -123,12 +123,18 @@ def _message(rng: random.Random, index: int) -> bytes:
     lines = [" ".join(words[i : i + 12]) for i in range(0, len(words), 12)]
     body = "\r\n".join(lines)
     subject = " ".join(rng.choice(_WORDS) for _ in range(5))
+    # threads of five for SORT/THREAD: a first message, then four replies referring to it
+    thread, position = divmod(index, 5)
+    topic = " ".join(random.Random(thread).choice(_WORDS) for _ in range(3))
+    message_id = f"<bench.{index}.{rng.getrandbits(32)}@example.org>"
+    root_id = f"<bench.thread.{thread}@example.org>"
+    threading = f"References: {root_id}\r\n" if position else ""
     return (
         f"From: Bench Sender <sender{index % 50}@example.org>\r\n"
         f"To: Bench User <user@example.com>\r\n"
-        f"Subject: {subject} #{index}\r\n"
+        f"Subject: {'Re: ' if position else ''}{topic} #{thread} {subject}\r\n"
         f"Date: Mon, 06 Jan 2025 10:{index % 60:02d}:00 +0000\r\n"
-        f"Message-ID: <bench.{index}.{rng.getrandbits(32)}@example.org>\r\n"
+        f"Message-ID: {message_id if position else root_id}\r\n{threading}"
         f"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n"
         f"{body}\r\nneedle{index % 100}\r\n"
     ).encode()
@@ -207,7 +213,7 @@ async def idle_memory(host: str, port: int, tls: bool, user: str, password: str,
 
 async def run_bench(host: str, port: int, user: str, password: str, *, messages: int, mailbox: str,
                     logins: int, concurrency: int, tls: bool, body_messages: int,
-                    idle: int = 0, server_pid: int = 0) -> dict[str, object]:
+                    idle: int = 0, server_pid: int = 0, sort_thread: bool = False) -> dict[str, object]:
     """Run every phase and return the figures."""
     result: dict[str, object] = {"server": f"{host}:{port}", "mailbox": mailbox}
 
@@ -283,10 +289,30 @@ async def run_bench(host: str, port: int, user: str, password: str, *, messages:
         "queries": len(timings), "p50_ms": round(statistics.median(timings) * 1000, 2),
         "max_ms": round(max(timings) * 1000, 2), "max_hits": hits,
     }
+    if sort_thread:
+        for name, command in _SORT_THREAD:
+            times: list[float] = []
+            for _ in range(3):
+                response = await client.command(command)
+                if response.status != b"OK":
+                    raise RuntimeError(f"{command!r} failed: {response.data[-200:]!r}")
+                times.append(response.elapsed)
+            result[name] = {"messages": exists, "best_ms": round(min(times) * 1000, 1),
+                            "bytes": response.size}
     await client.close()
     if idle and server_pid:
         result["idle_memory"] = await idle_memory(host, port, tls, user, password, mailbox, idle, server_pid)
     return result
+
+
+_SORT_THREAD = (
+    ("sort_subject", b"UID SORT (SUBJECT) UTF-8 ALL"),
+    ("sort_reverse_date", b"UID SORT (REVERSE DATE) UTF-8 ALL"),
+    ("sort_from_size", b"UID SORT (FROM SIZE) UTF-8 ALL"),
+    ("thread_references", b"UID THREAD REFERENCES UTF-8 ALL"),
+    ("thread_refs", b"UID THREAD REFS UTF-8 ALL"),
+    ("thread_orderedsubject", b"UID THREAD ORDEREDSUBJECT UTF-8 ALL"),
+)
 
 
 def bench_imap(
@@ -302,9 +328,11 @@ def bench_imap(
     tls: Annotated[bool, typer.Option(help="Implicit TLS.")] = False,
     idle: Annotated[int, typer.Option(help="Sessions to park in IDLE for the memory figure (needs --server-pid).")] = 0,
     server_pid: Annotated[int, typer.Option(help="Root PID of the server's process tree (same machine).")] = 0,
+    sort_thread: Annotated[bool, typer.Option(help="Also time SORT and THREAD over the whole mailbox.")] = False,
 ) -> None:
     """Benchmark an IMAP server (Sora or any other) and print JSON figures."""
     figures = asyncio.run(run_bench(
         host, port, user, password, messages=messages, mailbox=mailbox, logins=logins,
-        concurrency=concurrency, tls=tls, body_messages=body_messages, idle=idle, server_pid=server_pid))
+        concurrency=concurrency, tls=tls, body_messages=body_messages, idle=idle, server_pid=server_pid,
+        sort_thread=sort_thread))
     typer.echo(json.dumps(figures, indent=2))
