@@ -54,6 +54,31 @@ def _count_delivered_to(raw: bytes, address: str) -> int:
     return count
 
 
+def header_fields(raw: bytes) -> list[tuple[str, str]]:
+    """The header fields of ``raw`` (CRLF) as ``(name, value)``: value with its folding, no final CRLF.
+
+    Split once per message; each recipient's Return-Path/Delivered-To/Received fields are put in
+    front, so a filter (Sieve) gets the same view of the stored message without parsing it again.
+    """
+    end = raw.find(b"\r\n\r\n")
+    head = b"" if raw.startswith(b"\r\n") else (raw if end < 0 else raw[:end])
+    fields: list[tuple[str, str]] = []
+    for line in head.split(b"\r\n"):
+        if not line:
+            continue
+        if line[:1] in (b" ", b"\t"):
+            if fields:
+                name, value = fields[-1]
+                fields[-1] = (name, value + "\r\n" + line.decode("utf-8", "replace"))
+            continue
+        colon = line.find(b":")
+        if colon <= 0:
+            continue
+        value = line[colon + 1:].decode("utf-8", "replace")
+        fields.append((line[:colon].decode("ascii", "replace").strip(), value[1:] if value[:1] == " " else value))
+    return fields
+
+
 class DeliveryService:
     """Delivers one message to many recipients; each recipient's failure stays its own."""
 
@@ -75,6 +100,7 @@ class DeliveryService:
         kernel = self.kernel
         raw = normalize_crlf(raw)
         parsed = parse_message(raw)
+        fields = header_fields(raw)
         received_at = datetime.now(UTC)
         received = (
             f"Received: from {helo or 'unknown'} ({'[' + remote_ip + ']' if remote_ip else 'unknown'})\r\n"
@@ -85,7 +111,7 @@ class DeliveryService:
         for recipient in recipients:
             started = time.perf_counter()
             outcome = await self._deliver_one(sender, recipient, raw, parsed, received, received_at,
-                                              remote_ip, helo, queue_id)
+                                              remote_ip, helo, queue_id, fields)
             seconds = time.perf_counter() - started
             kernel.metrics.deliveries_total.labels(outcome.kind).inc()
             kernel.metrics.delivery_seconds.observe(seconds)
@@ -101,6 +127,7 @@ class DeliveryService:
     async def _deliver_one(
         self, sender: str, recipient: Recipient, raw: bytes, parsed, received: str,  # type: ignore[no-untyped-def]
         received_at: datetime, remote_ip: str, helo: str, queue_id: str,
+        fields: list[tuple[str, str]] | None = None,
     ) -> DeliveryOutcome:
         kernel = self.kernel
         limit = kernel.config.get("delivery", "max_delivered_to")
@@ -119,6 +146,9 @@ class DeliveryService:
                                     if line.strip()) + parsed.header_text,
             )
             delivery.raw = final
+            delivery.parsed = final_parsed
+            delivery.headers = header_fields(prefix.encode("utf-8") + b"\r\n") + (
+                fields if fields is not None else header_fields(raw))
             actions = await kernel.plugins.delivery_actions(kernel, delivery)
             if actions is None:
                 actions = [DeliveryAction(ActionKind.KEEP)]
@@ -128,11 +158,17 @@ class DeliveryService:
             for action in actions:
                 if action.kind == ActionKind.REJECT:
                     return DeliveryOutcome(recipient, "rejected", action.reason or "rejected by filter")
+            outbound: list[DeliveryAction] = []
+            for action in actions:
                 if action.kind in (ActionKind.KEEP, ActionKind.FILEINTO):
                     name = action.mailbox if action.kind == ActionKind.FILEINTO and action.mailbox else INBOX
                     stored = await self._store(recipient, name, action, final, final_parsed, key)
-                elif action.kind in (ActionKind.REDIRECT, ActionKind.VACATION):
-                    await self._outbound(delivery, action)
+                elif action.kind in (ActionKind.REDIRECT, ActionKind.VACATION, ActionKind.SEND):
+                    outbound.append(action)
+            # only once every copy is stored: a temporary store failure above makes the MTA retry
+            # with nothing sent yet, and the gate (vacation once per sender) is asked at the last moment
+            for action in outbound:
+                await self._outbound(delivery, action)
             return stored or DeliveryOutcome(recipient, "discarded", "discarded by filter")
         except QuotaExceeded as exc:
             return DeliveryOutcome(recipient, "quota", str(exc))
@@ -166,10 +202,18 @@ class DeliveryService:
                                mailbox=mailbox.name, uid=result.uid)
 
     async def _outbound(self, delivery: Delivery, action: DeliveryAction) -> None:
-        message = OutboundMessage(sender=delivery.recipient.primary_address,
-                                  recipients=[action.address] if action.address else [delivery.sender],
-                                  raw=delivery.raw, reason=action.kind.value, kind=action.kind.value,
-                                  account_id=delivery.recipient.account_id)
+        if action.gate is not None and not await action.gate():
+            log.info("outbound action not due", action=action.kind.value, recipient=delivery.recipient.address)
+            return
+        message = action.outbound
+        if message is None:
+            if action.kind == ActionKind.SEND:
+                log.warning("send action without a message", recipient=delivery.recipient.address)
+                return
+            message = OutboundMessage(sender=delivery.recipient.primary_address,
+                                      recipients=[action.address] if action.address else [delivery.sender],
+                                      raw=delivery.raw, reason=action.kind.value, kind=action.kind.value,
+                                      account_id=delivery.recipient.account_id)
         accepted = await self.kernel.plugins.outbound(self.kernel, message)
         if not accepted:
             log.warning("outbound action dropped: no relay plugin accepted it", action=action.kind.value,

@@ -111,6 +111,7 @@ class ActionKind(str, Enum):
     REDIRECT = "redirect"
     REJECT = "reject"
     VACATION = "vacation"
+    SEND = "send"
 
 
 @dataclass
@@ -121,6 +122,11 @@ class DeliveryAction:
     ``address`` for redirect, ``reason`` for reject and vacation, ``subject`` for vacation. The list a
     plugin returns is complete: nothing is kept implicitly, so a redirect that also keeps (Sieve's
     ``:copy`` or implicit keep) returns a KEEP action beside the REDIRECT.
+
+    ``outbound`` is the exact message a REDIRECT, VACATION or SEND (a reject MDN, a notification)
+    hands to ``sora_outbound``, built by the plugin; outbound messages are handed over only after
+    every stored copy succeeded, and ``gate`` (if set) is awaited right before: False drops the
+    message (a vacation reply already sent to that sender), so a retried delivery never sends twice.
     """
 
     kind: ActionKind
@@ -130,11 +136,18 @@ class DeliveryAction:
     address: str = ""
     reason: str = ""
     subject: str = ""
+    outbound: OutboundMessage | None = None
+    gate: Callable[[], Awaitable[bool]] | None = None
 
 
 @dataclass
 class Delivery:
-    """One message being delivered to one recipient; handed to ``sora_delivery_actions``."""
+    """One message being delivered to one recipient; handed to ``sora_delivery_actions``.
+
+    ``headers`` are the header fields of ``raw`` as ``(name, value)`` (value with its folding,
+    CRLF, no trailing CRLF), split once by the pipeline; ``parsed`` is the pipeline's
+    ``mime.ParsedMessage`` of ``raw``. Filters read these instead of parsing the message again.
+    """
 
     recipient: Recipient
     sender: str
@@ -143,6 +156,8 @@ class Delivery:
     remote_ip: str = ""
     helo: str = ""
     queue_id: str = ""
+    headers: Sequence[tuple[str, str]] = ()
+    parsed: Any = None
 
 
 @dataclass(frozen=True)

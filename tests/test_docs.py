@@ -15,6 +15,7 @@ from types import ModuleType
 import pytest
 from sora_plugin_admin_api import hookspecs as admin_api_hookspecs
 from sora_plugin_imap import hookspecs as imap_hookspecs
+from sora_plugin_sieve import hookspecs as sieve_hookspecs
 
 from sora_kernel import hookspecs
 
@@ -23,6 +24,7 @@ SPECS: list[tuple[ModuleType, Path]] = [
     (hookspecs, ROOT / "PLUGINS.md"),
     (imap_hookspecs, ROOT / "plugins" / "imap" / "README.md"),
     (admin_api_hookspecs, ROOT / "plugins" / "admin-api" / "README.md"),
+    (sieve_hookspecs, ROOT / "plugins" / "sieve" / "README.md"),
 ]
 
 

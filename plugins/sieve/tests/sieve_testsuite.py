@@ -42,7 +42,7 @@ from sora_plugin_sieve.result import (
 
 TESTSUITE = "vnd.dovecot.testsuite"
 USER = "recipient@example.com"
-DEFAULT_MESSAGE = (b"From: sender@example.com\r\nTo: recipient@example.com\r\nSubject: Frop!\r\n\r\nFrop!\r\n")
+DEFAULT_MESSAGE = b"From: sender@example.com\r\nTo: recipient@example.org\r\nSubject: Frop!\r\n\r\nFriep!\r\n"
 
 
 def corpus_dir() -> Path:
@@ -74,6 +74,9 @@ class SuiteState:
     current: str = ""
     duplicates: dict[tuple[str, str], bool] = field(default_factory=dict)
     binaries: dict[str, Script] = field(default_factory=dict)
+    executed: set[int] = field(default_factory=set)
+    keep_alive: list[Action] = field(default_factory=list)
+    debug: list[str] = field(default_factory=list)
 
 
 class SuiteRuntime(Runtime):
@@ -106,7 +109,26 @@ class SuiteRuntime(Runtime):
 
 
 def _folder_key(name: str) -> str:
-    return "INBOX" if name.upper() == "INBOX" else name
+    if name.upper() == "INBOX":
+        return "INBOX"
+    if name[:6].upper() == "INBOX.":
+        return "INBOX." + name[6:]
+    return name
+
+
+def _valid_folder(name: str) -> bool:
+    return bool(name) and "//" not in name and not name.startswith("/") and not name.endswith("/")
+
+
+def _first_address(message: MessageView, names: tuple[str, ...]) -> str:
+    from sora_plugin_sieve.message import parse_addresses
+
+    for name in names:
+        for value in message.raw_values(name):
+            found = parse_addresses(value)
+            if found:
+                return found[0]
+    return ""
 
 
 def state_of(interp: Interpreter) -> SuiteState:
@@ -146,6 +168,10 @@ async def run_set(interp: Interpreter, op: Op) -> None:
     if name == "message":
         raw = value.replace("\r\n", "\n").replace("\n", "\r\n").encode("utf-8", "surrogateescape")
         state.message = MessageView(raw)
+        # the suite's envelope follows the new message (runner-src/testsuite-message.c)
+        recipient = _first_address(state.message, ("envelope-to", "to")) or "recipient@example.com"
+        sender = _first_address(state.message, ("return-path", "sender", "from")) or "sender@example.com"
+        state.envelope = Envelope(sender=sender, recipient=recipient, original_recipient=recipient)
         interp.message = state.message
         interp.envelope = state.envelope
     elif name.startswith("envelope."):
@@ -166,6 +192,10 @@ async def run_config_set(interp: Interpreter, op: Op) -> None:
     state_of(interp).config[interp.expand(op.args[0])] = interp.expand(op.args[1])
 
 
+async def run_config_reload(interp: Interpreter, op: Op) -> None:
+    interp.limits = suite_limits(state_of(interp), interp.limits)
+
+
 async def run_config_unset(interp: Interpreter, op: Op) -> None:
     state_of(interp).config.pop(interp.expand(op.args[0]), None)
 
@@ -174,7 +204,11 @@ async def run_result_reset(interp: Interpreter, op: Op) -> None:
     interp.actions = []
     interp.implicit_keep = True
     interp.redirects = 0
-    state_of(interp).smtp.clear()
+    interp.flags = []
+    state = state_of(interp)
+    state.smtp.clear()
+    state.executed.clear()
+    state.keep_alive.clear()
 
 
 async def run_mailbox_create(interp: Interpreter, op: Op) -> None:
@@ -242,6 +276,7 @@ async def run_script_run(interp: Interpreter, op: Op) -> bool:
         return False
     interp.actions = actions
     interp.implicit_keep = False
+    state.errors = list(inner.warnings)
     return True
 
 
@@ -277,9 +312,11 @@ async def run_result_action(interp: Interpreter, op: Op) -> bool:
 async def run_result_execute(interp: Interpreter, op: Op) -> bool:
     state = state_of(interp)
     actions = interp.final_actions() if interp.implicit_keep else list(interp.actions)
-    ok = await execute_actions(state, interp, actions)
-    interp.actions = []
-    interp.implicit_keep = False
+    # the result stays; executing it again carries out only what was added since (Pigeonhole)
+    fresh = [a for a in actions if id(a) not in state.executed]
+    ok = await execute_actions(state, interp, fresh)
+    state.executed.update(id(a) for a in actions)
+    state.keep_alive.extend(actions)
     return ok
 
 
@@ -290,15 +327,24 @@ async def execute_actions(state: SuiteState, interp: Interpreter, actions: list[
     envelope = Envelope(parse_path(raw.sender) or "", parse_path(raw.recipient) or raw.recipient,
                         parse_path(raw.original_recipient) or "", raw.auth)
     user = state.config.get("sieve_user_email") or envelope.recipient or USER
+    state.errors = []
     for action in actions:
         if action.kind in ("keep", "fileinto"):
             folder = _folder_key(action.mailbox or "INBOX")
+            if not _valid_folder(folder):
+                state.errors = [f"failed to store into mailbox '{folder}': invalid name"]
+                return False
             if folder not in state.folders:
-                if action.create:
+                if action.create or folder == "INBOX":
                     state.folders[folder] = []
                 else:
+                    state.errors = [f"failed to store into mailbox '{folder}': Mailbox doesn't exist: {folder}"]
                     return False
-            state.folders[folder].append((message.to_bytes(), action.flags))
+            flags = action.flags
+            # Dovecot's store (the suite's) adds attachment detection keywords to every saved message
+            if not any(f.lower() in ("$hasattachment", "$hasnoattachment") for f in flags):
+                flags = (*flags, "$HasNoAttachment")
+            state.folders[folder].append((message.to_bytes(), flags))
         elif action.kind == "redirect":
             sender = redirect_sender(state.config.get("sieve_redirect_envelope_from", "sender"), envelope,
                                      state.config.get("sieve_user_email", ""))
@@ -342,8 +388,24 @@ async def run_noop(interp: Interpreter, op: Op) -> None:
     return None
 
 
-async def run_true_test(interp: Interpreter, op: Op) -> bool:
-    return True
+async def run_multiscript(interp: Interpreter, op: Op) -> bool:
+    """Run the scripts one after another over one result (the product's before/user/after path), execute it."""
+    from sora_plugin_sieve.filtering import run_scripts
+
+    state = state_of(interp)
+    scripts = []
+    for name in interp.expand_list(op.args[0]):
+        try:
+            scripts.append((name, suite_compiler().compile((state.base_dir / name).read_text("utf-8"))))
+        except (SieveCompileError, OSError) as exc:
+            state.errors = [str(exc)]
+            return False
+    try:
+        actions = await run_scripts(scripts, interp.message, interp.envelope, interp.runtime, suite_limits(state))
+    except SieveRuntimeError as exc:
+        state.errors = [exc.message]
+        return False
+    return await execute_actions(state, interp, actions)
 
 
 def testsuite_extension() -> Extension:
@@ -355,7 +417,7 @@ def testsuite_extension() -> Extension:
         Spec("test_set", "command", ext, run_set, ("string", "string")),
         Spec("test_config_set", "command", ext, run_config_set, ("string", "string")),
         Spec("test_config_unset", "command", ext, run_config_unset, ("string",)),
-        Spec("test_config_reload", "command", ext, run_noop, tags={"extension": TagSpec("ext", "string")}),
+        Spec("test_config_reload", "command", ext, run_config_reload, tags={"extension": TagSpec("ext", "string")}),
         Spec("test_result_reset", "command", ext, run_result_reset),
         Spec("test_result_print", "command", ext, run_noop),
         Spec("test_binary_save", "command", ext, run_binary_save, ("string",)),
@@ -368,13 +430,23 @@ def testsuite_extension() -> Extension:
              tags={"smtp": TagSpec("source"), "folder": TagSpec("source", "string")}),
         Spec("test_script_compile", "test", ext, run_script_compile, ("string",)),
         Spec("test_script_run", "test", ext, run_script_run, tags={"append_result": TagSpec("append")}),
-        Spec("test_multiscript", "test", ext, run_true_test, ("list",)),
+        Spec("test_multiscript", "test", ext, run_multiscript, ("list",)),
         Spec("test_error", "test", ext, run_error, ("list",),
              tags=tags(match, {"index": TagSpec("index", "number")})),
         Spec("test_result_action", "test", ext, run_result_action, ("list",),
              tags=tags(match, {"index": TagSpec("index", "number")})),
         Spec("test_result_execute", "test", ext, run_result_execute),
     ), listed=False)
+
+
+async def run_debug_log(interp: Interpreter, op: Op) -> None:
+    state_of(interp).debug.append(interp.expand(op.args[0]))
+
+
+def debug_extension() -> Extension:
+    """Pigeonhole's ``vnd.dovecot.debug`` (``debug_log``), which some suite files use to print."""
+    return Extension("vnd.dovecot.debug", (Spec("debug_log", "command", "vnd.dovecot.debug", run_debug_log,
+                                                ("string",)),), listed=False)
 
 
 _suite_registry = None
@@ -386,13 +458,14 @@ def suite_compiler() -> Compiler:
     if _suite_registry is None:
         registry = api.registry().copy()
         registry.add(testsuite_extension())
+        registry.add(debug_extension())
         _suite_registry = registry
-    allowed = {*api.capabilities(), TESTSUITE, "comparator-i;octet", "comparator-i;ascii-casemap"}
+    allowed = {*api.capabilities(), TESTSUITE, "vnd.dovecot.debug", "comparator-i;octet", "comparator-i;ascii-casemap"}
     return Compiler(_suite_registry, allowed=allowed)
 
 
-def suite_limits(state: SuiteState) -> Limits:
-    limits = Limits()
+def suite_limits(state: SuiteState, base: Limits | None = None) -> Limits:
+    limits = Limits() if base is None else base
     if "sieve_variables_max_variable_size" in state.config:
         limits.max_variable_size = int(state.config["sieve_variables_max_variable_size"])
     if "sieve_include_max_nesting_depth" in state.config:
@@ -427,17 +500,17 @@ def file_requires(path: Path) -> set[str]:
     return names
 
 
-DIR_NEEDS = {"spamvirustest": {"spamtest", "virustest"}, "vnd.dovecot": {"vnd.dovecot"}}
+FILE_NEEDS = {"multiscript/basic.svtest": {"enotify", "vacation"}}
+DIR_NEEDS: dict[str, set[str]] = {"spamvirustest": {"spamtest", "virustest"}, "vnd.dovecot": {"vnd.dovecot"}}
 
 
 def file_needs(root: Path, path: Path) -> set[str]:
     """What a suite file needs: its own requires, its extension folder's extension, ``multiscript``."""
     needs = set(file_requires(path))
+    needs |= FILE_NEEDS.get(path.relative_to(root).as_posix(), set())
     parts = path.relative_to(root).parts
     if parts[0] == "extensions" and len(parts) > 2:
         needs |= DIR_NEEDS.get(parts[1], {parts[1]})
-    if parts[0] == "multiscript":
-        needs.add("multiscript")
     return needs
 
 

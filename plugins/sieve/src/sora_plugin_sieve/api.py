@@ -29,7 +29,17 @@ __all__ = [
 CAPABILITIES: tuple[str, ...] = (
     "fileinto",
     "envelope",
+    "encoded-character",
+    "copy",
+    "imap4flags",
+    "variables",
+    "relational",
+    "regex",
+    "mailbox",
+    "comparator-i;ascii-numeric",
     "comparator-i;unicode-casemap",
+    "reject",
+    "ereject",
 )
 """Extensions the engine fully supports (their conformance tests pass); ManageSieve's SIEVE list."""
 

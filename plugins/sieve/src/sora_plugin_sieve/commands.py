@@ -73,6 +73,8 @@ def check_match(op: Op, state: CompileState) -> None:
                     raise SieveCompileError(str(exc), op.line, op.column) from None
     if "last" in op.tags and "index" not in op.tags:
         raise SieveCompileError(":last needs :index", op.line, op.column)
+    if "index" in op.tags and op.tags["index"] < 1:
+        raise SieveCompileError(":index must be 1 or more", op.line, op.column)
 
 
 def _as_list(value: Any) -> list[str]:
@@ -157,8 +159,9 @@ async def run_redirect(interp: Interpreter, op: Op) -> None:
 async def run_fileinto(interp: Interpreter, op: Op) -> None:
     """``fileinto [:copy] [:flags] [:create] [:specialuse] [:mailboxid] mailbox``."""
     mailbox = interp.expand(op.args[0])
-    if not mailbox or len(mailbox) > 1024 or any(ord(ch) < 32 for ch in mailbox):
-        raise SieveRuntimeError(f'fileinto: invalid mailbox name "{mailbox}"', op.line)
+    if not mailbox or len(mailbox) > 1024 or any(ord(ch) < 32 or 0xD800 <= ord(ch) <= 0xDFFF for ch in mailbox):
+        shown = mailbox.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        raise SieveRuntimeError(f'fileinto: invalid folder name "{shown}"', op.line)
     interp.add_action(Action(
         "fileinto", op.line, mailbox=mailbox, flags=interp.current_flags(op), create=bool(op.tags.get("create")),
         copy=bool(op.tags.get("copy")), specialuse=interp.expand(op.tags.get("specialuse", "")),
@@ -170,6 +173,8 @@ def check_fileinto(op: Op, state: CompileState) -> None:
     name = op.args[0]
     if not name and "variables" not in state.required:
         raise SieveCompileError("fileinto: empty mailbox name", op.line, op.column)
+    if any(0xD800 <= ord(ch) <= 0xDFFF for ch in name):
+        raise SieveCompileError("fileinto: invalid folder name (not UTF-8)", op.line, op.column)
 
 
 async def run_reject(interp: Interpreter, op: Op) -> None:
@@ -505,15 +510,32 @@ SET_MODIFIERS = {
 }
 
 
-def check_variable_name(name: str, op: Op) -> None:
-    """RFC 5229: identifier, or namespace.identifier."""
+MAX_VARIABLE_NAME = 64
+MAX_MATCH_INDEX = 32
+MAX_DECLARED_VARIABLES = 255
+
+
+def check_variable_name(name: str, op: Op, state: CompileState | None = None) -> None:
+    """RFC 5229: identifier, or namespace.identifier (only known namespaces), within the limits."""
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*", name):
         raise SieveCompileError(f'invalid variable name "{name}"', op.line, op.column)
+    if len(name) > MAX_VARIABLE_NAME:
+        raise SieveCompileError(f'variable name "{name[:20]}..." is longer than {MAX_VARIABLE_NAME}',
+                                op.line, op.column)
+    if "." in name:
+        namespace = name.split(".", 1)[0].lower()
+        if not (namespace == "global" and state is not None and "include" in state.required):
+            raise SieveCompileError(f'unknown variable namespace "{namespace}"', op.line, op.column)
+    if state is not None:
+        declared = state.data.setdefault("variables", set())
+        declared.add(name.lower())
+        if len(declared) == MAX_DECLARED_VARIABLES + 1:
+            raise SieveCompileError(f"more than {MAX_DECLARED_VARIABLES} variables declared", op.line, op.column)
 
 
 def check_set(op: Op, state: CompileState) -> None:
     """``set`` compile checks."""
-    check_variable_name(op.args[0], op)
+    check_variable_name(op.args[0], op, state)
     if "quoteregex" in op.tags and "regex" not in state.required:
         raise SieveCompileError(':quoteregex needs require "regex"', op.line, op.column)
     if "encodeurl" in op.tags and "enotify" not in state.required:
@@ -555,6 +577,13 @@ async def run_set(interp: Interpreter, op: Op) -> None:
             value = _encode_url(value)
         elif mod == "length":
             value = str(len(value))
+    limit = interp.limits.max_variable_size
+    quoted = "quotewildcard" in op.tags or "quoteregex" in op.tags
+    if quoted and len(value.encode("utf-8", "surrogateescape")) > limit:
+        # never cut an escape pair in half
+        cut = value.encode("utf-8", "surrogateescape")[:limit].decode("utf-8", "ignore")
+        trailing = len(cut) - len(cut.rstrip("\\"))
+        value = cut[:-1] if trailing % 2 else cut
     interp.set_variable(op.args[0], value)
 
 

@@ -126,6 +126,7 @@ class CompileState:
     warnings: list[str] = field(default_factory=list)
     allowed: set[str] | None = None
     errors: list[SieveCompileError] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)
 
     def error(self, message: str, line: int, column: int) -> None:
         """Record an error and go on checking (every error of a script is reported, like Pigeonhole)."""
@@ -146,7 +147,8 @@ def decode_encoded_characters(value: str) -> str:
         octets = [int(item, 16) for item in items]
         if not octets or any(octet > 255 for octet in octets):
             return match.group(0)
-        return bytes(octets).decode("utf-8", "replace")
+        # invalid UTF-8 stays visible as surrogates, so fileinto can refuse such a name
+        return bytes(octets).decode("utf-8", "surrogateescape")
 
     def uni_repl(match: re.Match[str]) -> str:
         items = match.group(1).split()
@@ -166,6 +168,17 @@ def decode_encoded_characters(value: str) -> str:
 
 class _BadUnicode(Exception):
     pass
+
+
+class _UnknownTag(SieveCompileError):
+    """An unknown tag: the node and its parent are not checked further."""
+
+
+class _Reported(SieveCompileError):
+    """A child's error already recorded; stop checking this node."""
+
+    def __init__(self) -> None:
+        super().__init__("", 0, 0)
 
 
 _KIND_NAMES = {"string": "a string", "list": "a string list", "number": "a number"}
@@ -250,9 +263,25 @@ class Compiler:
                 previous = node.name
                 op = self._node(node, "command", state, parents)
                 ops.append(op)
+            except _Reported:
+                pass
             except SieveCompileError as exc:
                 state.errors.append(exc)
         return ops
+
+    _REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_.]*|[0-9]+)\}")
+
+    def _check_references(self, value: str, arg: StringList, state: CompileState) -> None:
+        """``${ns.name}`` needs a known namespace, ``${N}`` at most 32 (Pigeonhole's limits)."""
+        for match in self._REF.finditer(value):
+            name = match.group(1)
+            if name.isdigit():
+                if int(name) > 32:
+                    state.error(f"match variable index {name} is over the limit 32", arg.line, arg.column)
+            elif "." in name:
+                namespace = name.split(".", 1)[0].lower()
+                if not (namespace == "global" and "include" in state.required):
+                    state.error(f'unknown variable namespace "{namespace}"', arg.line, arg.column)
 
     def _node(self, node: Node, kind: str, state: CompileState, parents: tuple[str, ...]) -> Op:
         if state.required & {"encoded-character"}:
@@ -263,6 +292,12 @@ class Compiler:
                     except _BadUnicode as exc:
                         raise SieveCompileError(f"invalid unicode character {exc.args[0]!r} in encoded-character",
                                                 arg.line, arg.column) from None
+        if "variables" in state.required:
+            for arg in node.arguments:
+                if isinstance(arg, StringList):
+                    for value in arg.values:
+                        if "${" in value:
+                            self._check_references(value, arg, state)
         spec = self.registry.lookup(kind, node.name, state.required)
         if spec is None:
             known = self.registry.known(kind, node.name)
@@ -278,6 +313,7 @@ class Compiler:
         positional: list[Any] = []
         args = node.arguments
         before = len(state.errors)
+        tag_error = False
         i = 0
         while i < len(args):
             arg = args[i]
@@ -291,8 +327,8 @@ class Compiler:
             tag = spec.tags.get(arg.name)
             if tag is None or (tag.ext is not None and tag.ext not in state.required):
                 hint = f' (needs require "{tag.ext}")' if tag is not None and tag.ext else ""
-                state.error(f'{node.name}: unknown tag ":{arg.name}"{hint}', arg.line, arg.column)
-                continue
+                # like Pigeonhole, an unknown tag ends the checks of this node and of its parent
+                raise _UnknownTag(f'{node.name}: unknown tag ":{arg.name}"{hint}', arg.line, arg.column)
             if tag.group in groups:
                 other = groups[tag.group]
                 what = "twice" if other == arg.name else f'together with ":{other}"'
@@ -302,6 +338,7 @@ class Compiler:
                 tags[arg.name] = True
             elif i >= len(args) or not _matches_kind(tag.value, args[i]):
                 state.error(f'{node.name}: tag ":{arg.name}" needs {_KIND_NAMES[tag.value]}', arg.line, arg.column)
+                tag_error = True
             else:
                 tags[arg.name] = _arg_value(tag.value, args[i])
                 i += 1
@@ -312,7 +349,9 @@ class Compiler:
             else:
                 kinds[0] = kinds[0][1:]
         values = []
-        if len(positional) != len(kinds):
+        if tag_error:
+            pass
+        elif len(positional) != len(kinds):
             state.error(f'{node.name}: expected {len(kinds)} positional argument(s), found {len(positional)}',
                         node.line, node.column)
         else:
@@ -323,16 +362,25 @@ class Compiler:
                     values.append(_arg_value(want, arg))
         if spec.tests == "none" and node.tests:
             state.error(f'{node.name} takes no test', node.line, node.column)
+            node.tests = []
         elif spec.tests == "one" and (len(node.tests) != 1 or node.test_list):
             state.error(f'{node.name} needs one test', node.line, node.column)
         elif spec.tests == "list" and not node.test_list:
             state.error(f'{node.name} needs a test list', node.line, node.column)
         tests = []
+        fatal = False
         for test in node.tests:
             try:
                 tests.append(self._node(test, "test", state, parents))
+            except _UnknownTag as exc:
+                state.errors.append(exc)
+                fatal = True
+            except _Reported:
+                fatal = True
             except SieveCompileError as exc:
                 state.errors.append(exc)
+        if fatal:
+            raise _Reported
         block: list[Op] | None = None
         if kind == "command":
             if spec.block == "required" and node.block is None:

@@ -55,7 +55,7 @@ class Limits:
     cpu_seconds: float = 5.0
     max_actions: int = 32
     max_redirects: int = 4
-    max_variable_size: int = 4096
+    max_variable_size: int = 4000
     max_variables: int = 255
     max_match_values: int = 32
     max_include_depth: int = 10
@@ -160,6 +160,7 @@ class Interpreter:
         self.part_stack: list[Any] = []
         self.loop_names: list[str] = []
         self.errors: list[str] = []
+        self.warnings: list[str] = []
         self.extension_state: dict[str, Any] = {}
         self.current_line = 0
 
@@ -298,7 +299,11 @@ class Interpreter:
         try:
             found = matcher.any_match(values, keys)
         except MatchError as exc:
-            raise SieveRuntimeError(str(exc), op.line) from None
+            if matcher.match_type != "regex":
+                raise SieveRuntimeError(str(exc), op.line) from None
+            # a regex built from variables that does not compile: no match, a warning (Pigeonhole)
+            self.warnings.append(f"line {op.line}: {exc}")
+            return False
         if found is None:
             return False
         if matcher.match_type in ("matches", "regex") and "variables" in self.requires:
@@ -412,16 +417,18 @@ class Interpreter:
         if kind == "redirect":
             self.redirects += 1
             if self.redirects > self.limits.max_redirects:
-                raise SieveRuntimeError(f"too many redirects (limit {self.limits.max_redirects})", action.line)
+                raise SieveRuntimeError(
+                    f"number of redirect actions exceeds policy limit ({self.limits.max_redirects})", action.line)
         if len(self.actions) >= self.limits.max_actions:
-            raise SieveRuntimeError(f"too many actions (limit {self.limits.max_actions})", action.line)
+            raise SieveRuntimeError(
+                f"total number of actions exceeds policy limit ({self.limits.max_actions})", action.line)
         self.actions.append(action)
 
     def current_flags(self, op: Op) -> tuple[str, ...]:
         """``:flags`` of keep/fileinto, else the internal flags variable (RFC 5232 §5)."""
         if "flags" in op.tags:
             return tuple(_split_flags(self.expand_list(op.tags["flags"])))
-        return tuple(self.flags) if "imap4flags" in self.requires else ()
+        return tuple(self.flags)
 
 
 def _split_flags(values: list[str]) -> list[str]:
