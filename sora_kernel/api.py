@@ -16,6 +16,9 @@ Groups:
   :class:`ConnectionInfo`, :class:`PluginCalls`;
 * the login path: :class:`LoginService`, :class:`SaslLogin`, :class:`LoginStep`; account provisioning
   (:func:`provision_account`, :func:`set_account_password`) shared by the CLI, the admin API, importers;
+* operators: the auth rate limiter, connection tracking, master users and their stores
+  (:class:`AuthRateLimiter`, :class:`AuthStore`, :class:`ConnectionTracker`, :class:`ConnectionStore`,
+  :class:`MasterLogin`, :class:`AdminStore`);
 * the protocol toolkit: settings declared once (:class:`SectionSettings`, :func:`setting`), listeners
   (:class:`ProtocolListeners`, :class:`AdmitPolicy`, :func:`serve_tcp`), connections and sessions
   (:class:`Connection`, :class:`LineSession`);
@@ -32,6 +35,7 @@ from .blobs import BlobCache
 from .builtin import PRIVATE_NETWORKS
 from .cli_support import cli_kernel
 from .config import Config, parse_addr
+from .connections import ConnectionTracker
 from .delivery import DeliveryOutcome
 from .errors import (
     ActiveScript,
@@ -60,6 +64,7 @@ from .interfaces import (
     UidRanges,
 )
 from .login import SASL_MECHANISMS, LoginService, LoginStep, SaslLogin, authzid_allowed
+from .master import MasterLogin
 from .net import AdmitPolicy, Connection, ConnectionClosed, LineTooLong, Listener, ProtocolListeners, serve_tcp
 from .net.certificates import (
     TLS_VERSIONS,
@@ -75,6 +80,10 @@ from .net.session import LineSession, SessionTransport
 from .net.settings import SectionSettings, setting
 from .observability import Metrics
 from .plugins import HookRegistrar
+from .ratelimit import AuthRateLimiter, canonical_user
+from .store.admin import AdminStore, DeletedMessage
+from .store.auth import AuthCounter, AuthStore, AuthTier
+from .store.connections import ConnectionRow, ConnectionStore
 from .store.mailstore import (
     DELIMITER,
     INBOX,
@@ -128,11 +137,16 @@ __all__ = [
     "Account",
     "ActionKind",
     "ActiveScript",
+    "AdminStore",
     "AdmitPolicy",
     "AlreadyExists",
     "AppendResult",
+    "AuthCounter",
     "AuthError",
+    "AuthRateLimiter",
     "AuthRequest",
+    "AuthStore",
+    "AuthTier",
     "BlobCache",
     "BlobStore",
     "Certificate",
@@ -147,8 +161,12 @@ __all__ = [
     "Connection",
     "ConnectionClosed",
     "ConnectionInfo",
+    "ConnectionRow",
+    "ConnectionStore",
+    "ConnectionTracker",
     "Credential",
     "DatabasePools",
+    "DeletedMessage",
     "Delivery",
     "DeliveryAction",
     "DeliveryOutcome",
@@ -167,6 +185,7 @@ __all__ = [
     "LoginStep",
     "MailStore",
     "Mailbox",
+    "MasterLogin",
     "MessageChange",
     "Metrics",
     "Migration",
@@ -200,6 +219,7 @@ __all__ = [
     "UploadStore",
     "alpn_id",
     "authzid_allowed",
+    "canonical_user",
     "certificate_names",
     "cli_kernel",
     "flag_names",
