@@ -269,3 +269,13 @@ def test_connections_and_kick(sora_server: Any) -> None:
     assert reader.readline().startswith(b"* BYE")
     reader.close()
     sock.close()
+
+
+def test_no_api_key_no_listener(sora_server: Any) -> None:
+    import structlog
+
+    with structlog.testing.capture_logs() as logs:
+        srv = sora_server(plugins=["admin_api"])
+    with pytest.raises(KeyError):
+        srv.addr("admin_api")
+    assert any("api_key is empty" in entry["event"] for entry in logs)
