@@ -353,12 +353,22 @@ async def execute_actions(state: SuiteState, interp: Interpreter, actions: list[
             if out is not None:
                 state.smtp.append(out)
         elif action.kind == "vacation":
-            addresses = [user, envelope.recipient, envelope.original_recipient]
-            ok, _why = vacation_allowed(message, envelope, addresses, action.options.get("addresses", []))
+            config = state.config
+            addresses = [config.get("sieve_user_email", ""), envelope.recipient]
+            if config.get("sieve_vacation_use_original_recipient") == "yes":
+                addresses.append(envelope.original_recipient)
+            ok, found = vacation_allowed(message, envelope, addresses, action.options.get("addresses", []),
+                                         check_recipient=config.get("sieve_vacation_check_recipient") != "no")
             if ok:
-                state.smtp.append(vacation_reply(message, envelope, action, user, "example.com",
-                                                 default_subject=state.config.get("sieve_vacation_default_subject",
-                                                                                  "")))
+                send_from = found if found and config.get("sieve_vacation_send_from_recipient") != "no" else ""
+                state.smtp.append(vacation_reply(
+                    message, envelope, action, user, "example.com",
+                    default_subject=config.get("sieve_vacation_default_subject", ""),
+                    subject_template=config.get("sieve_vacation_default_subject_template", ""),
+                    from_address=send_from,
+                    to_header_ignore_envelope=config.get("sieve_vacation_to_header_ignore_envelope") == "yes",
+                    envelope_from=envelope.recipient if config.get("sieve_vacation_send_from_recipient") == "yes"
+                    else ""))
         elif action.kind == "reject":
             out = reject_mdn(message, envelope, action, user, "example.com")
             if out is not None:

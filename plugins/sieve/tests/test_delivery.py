@@ -128,6 +128,24 @@ def test_ereject_refuses_at_lmtp(env: Any) -> None:
     assert refused == (550, b"5.7.1 <a@example.com> Go away.")
 
 
+def test_vacation_reply_once_per_sender(env: Any) -> None:
+    srv, account, outbox = env
+    activate(srv, account, VACATION)
+    assert send(srv, message("I am away?", "m1")) == {}
+    assert send(srv, message("away again", "m2")) == {}
+    assert len(rows(srv, account, "INBOX")) == 2
+    (reply,) = outbox.messages
+    assert reply.kind == "vacation" and reply.sender == "" and list(reply.recipients) == ["s@example.org"]
+    head = reply.raw.split(b"\r\n\r\n", 1)[0]
+    assert b"Auto-Submitted: auto-replied" in head and b"In-Reply-To: <m1@example.org>" in head
+    assert b"Subject: Out" in head and b"References: <m1@example.org>" in head
+    assert reply.raw.endswith(b"I am away.\r\n") and b"Hello." not in reply.raw
+    # RFC 3834: never to <>, nor to list mail
+    assert send(srv, message("away", "m3"), sender="") == {}
+    assert send(srv, b"List-Id: <l.example.org>\r\n" + message("away", "m4"), sender="t@example.org") == {}
+    assert len(outbox.messages) == 1
+
+
 def test_default_global_script_detail_and_spam(env: Any) -> None:
     srv, account, _ = env
     assert send(srv, message("tagged"), to="a+news@example.com") == {}

@@ -40,6 +40,9 @@ CAPABILITIES: tuple[str, ...] = (
     "comparator-i;unicode-casemap",
     "reject",
     "ereject",
+    "vacation",
+    "vacation-seconds",
+    "body",
 )
 """Extensions the engine fully supports (their conformance tests pass); ManageSieve's SIEVE list."""
 

@@ -598,38 +598,57 @@ async def run_string(interp: Interpreter, op: Op) -> bool:
 # -- body --------------------------------------------------------------------------------------------
 
 
+def _html_text(html: str) -> str:
+    text = re.sub(r"(?is)<(script|style)\b.*?</\1>", " ", html)
+    text = re.sub(r"(?s)<[^>]*>", " ", text)
+    import html as html_module
+
+    return re.sub(r"[ \t]+", " ", html_module.unescape(text)).strip()
+
+
+def _type_matches(ctype: str, want: str) -> bool:
+    if want == "":
+        return True
+    if "/" in want:
+        return ctype == want
+    return ctype.split("/", 1)[0] == want
+
+
 async def run_body(interp: Interpreter, op: Op) -> bool:
-    """``body [:raw|:content types|:text]``."""
+    """``body [:raw|:content types|:text]`` (RFC 5173); never sets match variables."""
+    message = interp.message
+    if not message.has_body:
+        return False
+    values: list[str] = []
     if "raw" in op.tags:
-        values = [interp.message.body.decode("utf-8", "replace")]
+        values = [message.body.decode("utf-8", "replace")]
     elif "content" in op.tags:
-        types = [t.lower() for t in interp.expand_list(op.tags["content"])]
-        values = []
-        for part in interp.message.parts():
-            if part.children and part.content_type.startswith("multipart/"):
-                continue
+        types = [t.lower().strip() for t in interp.expand_list(op.tags["content"])]
+        types = [t for t in types if t == "" or re.fullmatch(r"[^/\s]+(/[^/\s]+)?", t)]
+        for part in message.parts():
             ctype = part.content_type
-            for want in types:
-                if want == "" or ctype == want or (("/" not in want) and ctype.split("/")[0] == want):
-                    if part.text is not None:
-                        values.append(part.text)
-                    elif part.children:
-                        continue
-                    else:
-                        values.append(part.raw_body.decode("utf-8", "replace"))
-                    break
-    else:
-        values = []
-        for part in interp.message.parts():
-            if part.text is not None and (part.content_type in ("text/plain", "") or (
-                    part.content_type.startswith("text/") and part.parent is None)):
+            if not ctype or not any(_type_matches(ctype, want) for want in types):
+                continue
+            if ctype.startswith("multipart/"):
+                values.extend(v for v in (part.preamble, part.epilogue) if v)
+            elif ctype == "message/rfc822":
+                values.append(part.inner_header)
+            elif part.text is not None:
                 values.append(part.text)
-        if not values:
-            tree = interp.message.tree()
-            if tree.text is not None:
-                values.append(tree.text)
+            else:
+                values.append(part.raw_body.decode("utf-8", "replace"))
+    else:
+        for part in message.parts():
+            if part.children or part.text is None:
+                continue
+            html = part.content_type in ("text/html", "application/xhtml+xml")
+            values.append(_html_text(part.text) if html else part.text)
     values = [v.replace("\r\n", "\n").replace("\n", "\r\n") for v in values]
-    return interp.match(op, values, op.args[0])
+    saved = interp.match_vars
+    try:
+        return interp.match(op, values, op.args[0]) if values else False
+    finally:
+        interp.match_vars = saved
 
 
 def check_body(op: Op, state: CompileState) -> None:

@@ -339,6 +339,7 @@ class Compiler:
             elif i >= len(args) or not _matches_kind(tag.value, args[i]):
                 state.error(f'{node.name}: tag ":{arg.name}" needs {_KIND_NAMES[tag.value]}', arg.line, arg.column)
                 tag_error = True
+                break
             else:
                 tags[arg.name] = _arg_value(tag.value, args[i])
                 i += 1

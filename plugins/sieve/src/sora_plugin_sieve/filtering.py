@@ -234,12 +234,12 @@ def to_delivery_actions(kernel: KernelServices, delivery: Delivery, settings: Si
                 sender=built.sender, recipients=list(built.recipients), raw=built.raw, reason="sieve redirect",
                 kind="redirect", account_id=account, message_id=msgid)))
         elif action.kind == "vacation":
-            ok, why = vacation_allowed(message, envelope, [user, delivery.recipient.address],
-                                       action.options.get("addresses", []))
+            ok, found = vacation_allowed(message, envelope, [user, delivery.recipient.address],
+                                         action.options.get("addresses", []))
             if not ok:
-                log.info("sieve vacation not sent", account=account, reason=why)
+                log.info("sieve vacation not sent", account=account, reason=found)
                 continue
-            reply = vacation_reply(message, envelope, action, user, kernel.hostname)
+            reply = vacation_reply(message, envelope, action, user, kernel.hostname, from_address=found)
             seconds = min(max(float(action.options.get("seconds", 7 * 86400)), settings.vacation_min_period),
                           settings.vacation_max_period)
             handle = str(action.options.get("handle", ""))

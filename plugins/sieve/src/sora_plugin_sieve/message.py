@@ -74,11 +74,28 @@ class Part:
     raw_body: bytes
     children: list[Part] = field(default_factory=list)
     parent: Part | None = None
+    preamble: str = ""
+    epilogue: str = ""
+    inner_header: str = ""
+
+
+_TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_CTYPE = re.compile(rf"\s*({_TOKEN})/({_TOKEN})\s*(;.*)?", re.DOTALL)
+
+
+def content_type_of(fields: list[tuple[str, str]], default: str = "text/plain") -> str:
+    """The part's ``type/subtype`` from its raw Content-Type ('' when it is not valid syntax)."""
+    for name, value in fields:
+        if name.lower() == "content-type":
+            match = _CTYPE.fullmatch(unfold(value))
+            return f"{match.group(1)}/{match.group(2)}".lower() if match else ""
+    return default
 
 
 def _tree(msg: email.message.Message, raw_body: bytes, parent: Part | None = None) -> Part:
     fields = [(k, str(v)) for k, v in msg.items()]
-    ctype = msg.get_content_type().lower()
+    default = "message/rfc822" if parent is not None and parent.content_type == "multipart/digest" else "text/plain"
+    ctype = content_type_of(fields, default)
     params = {k.lower(): v for k, v in (msg.get_params() or [])[1:]} if msg.get("content-type") else {}
     disp_raw = msg.get("content-disposition")
     disposition = str(disp_raw).split(";", 1)[0].strip().lower() if disp_raw else ""
@@ -88,7 +105,9 @@ def _tree(msg: email.message.Message, raw_body: bytes, parent: Part | None = Non
             if value:
                 disposition_params[key.lower()] = value
     text: str | None = None
-    if not msg.is_multipart() and (ctype.startswith("text/") or msg.get("content-type") is None):
+    cte = str(msg.get("content-transfer-encoding", "")).strip().lower()
+    decodable = cte in ("", "7bit", "8bit", "binary", "base64", "quoted-printable")
+    if not msg.is_multipart() and decodable and (ctype.startswith("text/") or ctype == "application/xhtml+xml"):
         payload = msg.get_payload(decode=True)
         data = payload if isinstance(payload, bytes) else b""
         charset = msg.get_content_charset() or "us-ascii"
@@ -97,16 +116,20 @@ def _tree(msg: email.message.Message, raw_body: bytes, parent: Part | None = Non
         except LookupError:
             text = data.decode("utf-8", "replace")
     part = Part(fields, ctype, params, disposition, disposition_params, text, raw_body, parent=parent)
-    if msg.is_multipart():
-        payload = msg.get_payload()
-        if isinstance(payload, list):
-            for child in payload:
-                part.children.append(_tree(child, _raw_body(child), part))
-    elif ctype == "message/rfc822":
+    if ctype == "message/rfc822":
         payload = msg.get_payload()
         if isinstance(payload, list) and payload:
             inner = payload[0]
             part.children.append(_tree(inner, _raw_body(inner), part))
+            part.inner_header = "".join(f"{k}: {v}\r\n" for k, v in inner.items()).replace(
+                "\r\n", "\n").replace("\n", "\r\n")
+    elif msg.is_multipart():
+        part.preamble = (msg.preamble or "").replace("\r\n", "\n").replace("\n", "\r\n")
+        part.epilogue = (msg.epilogue or "").replace("\r\n", "\n").replace("\n", "\r\n")
+        payload = msg.get_payload()
+        if isinstance(payload, list):
+            for child in payload:
+                part.children.append(_tree(child, _raw_body(child), part))
     return part
 
 
@@ -128,6 +151,7 @@ class MessageView:
             end = raw.find(b"\r\n\r\n")
             self.body = b"" if end < 0 else raw[end + 4:]
         self.fields = fields
+        self.has_body = raw.startswith(b"\r\n") or b"\r\n\r\n" in raw
         self.edited = False
         self._decoded: dict[str, list[str]] = {}
         self._tree: Part | None = None

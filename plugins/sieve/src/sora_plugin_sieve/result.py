@@ -82,8 +82,12 @@ _LIST_HEADERS = ("list-id", "list-help", "list-subscribe", "list-unsubscribe", "
 
 
 def vacation_allowed(message: MessageView, envelope: Envelope, user_addresses: list[str],
-                     extra_addresses: list[str]) -> tuple[bool, str]:
-    """RFC 5230 §4.5 / RFC 3834: whether an automatic reply may go to this sender, and why not."""
+                     extra_addresses: list[str], *, check_recipient: bool = True) -> tuple[bool, str]:
+    """RFC 5230 §4.5 / RFC 3834: whether an automatic reply may go to this sender.
+
+    ``(True, address)``: the user's address found in the recipient fields (the reply comes from it);
+    ``(False, why)`` otherwise.
+    """
     sender = envelope.sender.strip()
     if not sender or sender == "<>":
         return False, "null envelope sender"
@@ -99,37 +103,59 @@ def vacation_allowed(message: MessageView, envelope: Envelope, user_addresses: l
             return False, "bulk or list precedence"
     if any(message.values(name) for name in _LIST_HEADERS):
         return False, "mailing list message"
-    if message.values("x-auto-response-suppress") and any(
-            v.lower() in ("all", "oof", "autoreply") for v in message.values("x-auto-response-suppress")):
-        return False, "auto response suppressed"
+    for value in message.values("x-auto-response-suppress"):
+        if {v.strip().lower() for v in value.split(",")} & {"all", "oof", "autoreply"}:
+            return False, "auto response suppressed"
     mine = {a.lower() for a in [*user_addresses, *extra_addresses] if a}
     if sender.lower() in mine:
         return False, "sender is the user"
-    explicit = False
+    if not check_recipient:
+        return True, ""
     for name in ("to", "cc", "bcc", "resent-to", "resent-cc", "resent-bcc"):
         for value in message.raw_values(name):
-            if any(addr.lower() in mine for addr in parse_addresses(value)):
-                explicit = True
-    if not explicit:
-        return False, "user is not an explicit recipient"
-    return True, ""
+            for addr in parse_addresses(value):
+                if addr.lower() in mine:
+                    return True, addr
+    return False, "user is not an explicit recipient"
+
+
+MAX_SUBJECT = 256
+
+
+def _reply_to_header(message: MessageView, sender: str, ignore_envelope: bool) -> str:
+    for name in ("sender", "from", "resent-from"):
+        for value in message.raw_values(name):
+            found = parse_addresses(value)
+            if found and (ignore_envelope or found[0].lower() == sender.lower()):
+                return value.replace("\r\n", "").strip()
+    return f"<{sender}>"
 
 
 def vacation_reply(message: MessageView, envelope: Envelope, action: Action, user: str, hostname: str,
-                   *, default_subject: str = "") -> Outgoing:
-    """The vacation reply (RFC 5230 §5): a new message, never the original."""
+                   *, default_subject: str = "", subject_template: str = "", from_address: str = "",
+                   to_header_ignore_envelope: bool = False, envelope_from: str = "") -> Outgoing:
+    """The vacation reply (RFC 5230 §5): a new message, never the original.
+
+    Without ``:subject`` the subject is ``subject_template`` (``%{subject}``/``%$`` is the original),
+    else ``default_subject``, else ``Auto: <original>``; at most 256 characters (then an ellipsis).
+    """
     options = action.options
     original_subject = message.values("subject")[0] if message.values("subject") else ""
     subject = options.get("subject")
     if subject is None:
-        subject = default_subject or ("Auto: " + original_subject if original_subject else "Automated reply")
-    from_value = options.get("from") or user
+        if subject_template:
+            subject = subject_template.replace("%{subject}", original_subject).replace("%$", original_subject)
+        else:
+            subject = default_subject or ("Auto: " + original_subject if original_subject else "Automated reply")
+    if len(subject) > MAX_SUBJECT:
+        subject = subject[:MAX_SUBJECT - 1] + "\u2026"
+    from_value = options.get("from") or from_address or user
     to = envelope.sender
     msgid = message.values("message-id")[0].strip() if message.values("message-id") else ""
     references = message.values("references")[0].strip() if message.values("references") else ""
     head = [
         _header("From", from_value),
-        _header("To", f"<{to}>"),
+        _header("To", _reply_to_header(message, to, to_header_ignore_envelope)),
         _header("Subject", subject),
         f"Date: {email.utils.formatdate(localtime=False)}\r\n",
         f"Message-ID: {_message_id(hostname)}\r\n",
@@ -150,7 +176,7 @@ def vacation_reply(message: MessageView, envelope: Envelope, action: Action, use
             body += "\r\n"
         raw = ("".join(head) + "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
                "Content-Transfer-Encoding: 8bit\r\n\r\n" + body).encode("utf-8")
-    return Outgoing("", (to,), raw, "vacation")
+    return Outgoing(envelope_from, (to,), raw, "vacation")
 
 
 def reject_mdn(message: MessageView, envelope: Envelope, action: Action, user: str, hostname: str) -> Outgoing | None:
