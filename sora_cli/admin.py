@@ -369,6 +369,81 @@ def accounts_purge(email: str = EMAIL, confirm: bool = typer.Option(False, "--co
     typer.echo(f"purged account {account.id} {account.primary_address} ({count} message bodies)")
 
 
+def accounts_purge_domain(domain: str = typer.Option(..., "--domain"),
+                          confirm: bool = typer.Option(False, "--confirm", help="Required.")) -> None:
+    """Delete and erase every account whose primary address is in a domain (resumable: run it again after
+    a stop). Accounts of other domains keep their aliases in it."""
+    main = _main()
+    if not confirm:
+        main.fail("purging a domain needs --confirm (it cannot be undone)")
+
+    async def go() -> tuple[int, int]:
+        async with main.open_kernel() as kernel:
+            admin = kernel.store.admin
+            _, total = await admin.accounts_page(domain=domain, limit=1, include_deleted=True, primary_only=True)
+            accounts = bodies = 0
+            with typer.progressbar(length=total, label=f"purging {domain}", file=sys.stderr) as progress:
+                while True:
+                    page, _ = await admin.accounts_page(domain=domain, limit=100, include_deleted=True,
+                                                        primary_only=True)
+                    if not page:
+                        break
+                    for account in page:
+                        if account.deleted_at is None:
+                            await kernel.store.delete_account(account.id)
+                        for content_hash in await admin.purge_account(account.id):
+                            await kernel.blobs.delete(account.id, content_hash)
+                            bodies += 1
+                        accounts += 1
+                        progress.update(1)
+            return accounts, bodies
+
+    accounts, bodies = main.run_async(go)
+    typer.echo(f"purged {accounts} accounts of {domain.lower()} ({bodies} message bodies)")
+
+
+def credentials_show(address: str = typer.Option(..., "--address"),
+                     as_json: bool = typer.Option(False, "--json")) -> None:
+    """Show one login address and its account."""
+
+    async def action(kernel: Any, account: Any) -> dict[str, Any]:
+        from sora_kernel.errors import NotFound
+
+        for credential in await kernel.store.list_credentials(account.id):
+            if credential.address.lower() == address.strip().lower():
+                return {"address": credential.address, "primary": credential.is_primary,
+                        "created_at": credential.created_at.isoformat(), "account_id": account.id,
+                        "account": account.primary_address, "account_deleted": account.deleted_at is not None}
+        raise NotFound(f"no credential {address}")
+
+    main = _main()
+
+    async def go() -> dict[str, Any]:
+        async with main.open_kernel() as kernel:
+            return await action(kernel, await _account(kernel, address, include_deleted=True))
+
+    info = main.run_async(go)
+    if as_json:
+        _echo_json(info)
+        return
+    for key, value in info.items():
+        typer.echo(f"{key:<16} {value}")
+
+
+def version(as_json: bool = typer.Option(False, "--json")) -> None:
+    """The kernel's version and every installed plugin's distribution and version."""
+    from sora_kernel.plugins import installed_plugins
+
+    versions: dict[str, str] = {"sora-kernel": _main()._kernel_version()}
+    for info in sorted(installed_plugins().values(), key=lambda i: i.name):
+        versions[info.distribution] = info.version
+    if as_json:
+        _echo_json(versions)
+        return
+    for dist, ver in versions.items():
+        typer.echo(f"{dist} {ver}")
+
+
 def register(app: typer.Typer, main: Any) -> None:
     """Add the operator command groups to the ``sora`` app; ``main`` is the CLI module (its helpers)."""
     _cli["main"] = main
@@ -379,3 +454,6 @@ def register(app: typer.Typer, main: Any) -> None:
     app.add_typer(auth_app, name="auth")
     main.accounts_app.command("restore")(accounts_restore)
     main.accounts_app.command("purge")(accounts_purge)
+    main.accounts_app.command("purge-domain")(accounts_purge_domain)
+    main.credentials_app.command("show")(credentials_show)
+    app.command("version")(version)

@@ -198,3 +198,21 @@ def test_health_endpoint_on_the_metrics_listener(configured: Path, sora_dsn: str
         proc.wait(timeout=30)
     status, degraded = health_body({"database": database_check("postgresql://postgres@127.0.0.1:1/none", 0.5)})
     assert status == 503 and degraded["status"] == "degraded" and not degraded["components"]["database"]["ok"]
+
+
+def test_purge_domain_credentials_show_version(configured: Path, sora_dsn: str, sora_server: Any) -> None:
+    srv = sora_server(dsn=sora_dsn)
+    for address in ("a@gone.org", "b@gone.org", "c@stays.org"):
+        account = srv.create_account(address, "pw")
+        inbox = srv.call(srv.store.get_mailbox, account.id, "INBOX")
+        srv.call(srv.store.append, account.id, inbox.id, f"Subject: {address}\r\n\r\nbody\r\n".encode())
+    ok("credentials", "add", "--email", "c@stays.org", "--address", "alias@gone.org", config=configured)
+    shown = json.loads(ok("credentials", "show", "--address", "alias@gone.org", "--json", config=configured))
+    assert shown["account"] == "c@stays.org" and shown["primary"] is False
+    assert sora("accounts", "purge-domain", "--domain", "gone.org", config=configured).returncode == 1
+    out = ok("accounts", "purge-domain", "--domain", "Gone.org", "--confirm", config=configured)
+    # c@stays.org only has an alias in gone.org: it stays
+    assert out.strip() == "purged 2 accounts of gone.org (2 message bodies)"
+    assert [a.primary_address for a in srv.call(srv.store.list_accounts, include_deleted=True)] == ["c@stays.org"]
+    versions = json.loads(ok("version", "--json", config=configured))
+    assert "sora-kernel" in versions and versions["sora-plugin-admin-api"] == "0.1.0"

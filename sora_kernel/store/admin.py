@@ -62,14 +62,16 @@ class AdminStore:
         self.db = db
 
     async def accounts_page(self, *, domain: str | None = None, offset: int = 0, limit: int = 100,
-                            include_deleted: bool = False) -> tuple[list[Account], int]:
-        """Accounts by primary address (those with any address in ``domain``), one page, and the total."""
+                            include_deleted: bool = False, primary_only: bool = False) -> tuple[list[Account], int]:
+        """Accounts by primary address (those with any address in ``domain``, or only their primary one
+        with ``primary_only``), one page, and the total."""
         where = "($1 OR a.deleted_at IS NULL) AND ($2::text IS NULL OR EXISTS (SELECT 1 FROM credentials d" \
-                " WHERE d.account_id = a.id AND d.domain = lower($2)))"
+                " WHERE d.account_id = a.id AND d.domain = lower($2) AND (d.is_primary OR NOT $3)))"
         async with self.db.read.acquire() as conn:
-            rows = await conn.fetch(f"{_ACCOUNT_SQL} WHERE {where} ORDER BY c.address, a.id OFFSET $3 LIMIT $4",
-                                    include_deleted, domain, offset, limit)
-            total = await conn.fetchval(f"SELECT count(*) FROM accounts a WHERE {where}", include_deleted, domain)
+            rows = await conn.fetch(f"{_ACCOUNT_SQL} WHERE {where} ORDER BY c.address, a.id OFFSET $4 LIMIT $5",
+                                    include_deleted, domain, primary_only, offset, limit)
+            total = await conn.fetchval(f"SELECT count(*) FROM accounts a WHERE {where}", include_deleted, domain,
+                                        primary_only)
         return [_account(r) for r in rows], int(total)
 
     async def list_deleted(self, account_id: int, *, mailbox: str | None = None, since: datetime | None = None,
