@@ -43,6 +43,8 @@ CAPABILITIES: tuple[str, ...] = (
     "vacation",
     "vacation-seconds",
     "body",
+    "subaddress",
+    "ihave",
 )
 """Extensions the engine fully supports (their conformance tests pass); ManageSieve's SIEVE list."""
 

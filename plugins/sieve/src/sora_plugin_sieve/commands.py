@@ -301,11 +301,11 @@ def address_part(interp: Interpreter, op: Op, address: str) -> str | None:
         local = address.rpartition("@")[0] if "@" in address else address
         if "localpart" in op.tags:
             return local
-        separator = interp.runtime.config("recipient_delimiter") or "+"
-        user, sep, detail = local.partition(separator)
+        delimiters = interp.runtime.config("recipient_delimiter") or "+"
+        cut = min((i for i in (local.find(d) for d in delimiters) if i >= 0), default=-1)
         if "user" in op.tags:
-            return user
-        return detail if sep else None
+            return local if cut < 0 else local[:cut]
+        return None if cut < 0 else local[cut + 1:]
     if "domain" in op.tags:
         return address.rpartition("@")[2] if "@" in address else ""
     return address
@@ -694,8 +694,13 @@ def check_vacation(op: Op, state: CompileState) -> None:
 
 async def run_ihave(interp: Interpreter, op: Op) -> bool:
     """``ihave``: every named extension is available."""
-    available = interp.extension_state.get("available", set())
-    return all(name in available for name in interp.expand_list(op.args[0]))
+    available = interp.extension_state.get("available")
+    if available is None:
+        from .api import capabilities
+
+        available = set(capabilities())
+    excluded = {"encoded-character", "variables"}
+    return all(name in available and name not in excluded for name in interp.expand_list(op.args[0]))
 
 
 async def run_error(interp: Interpreter, op: Op) -> None:

@@ -283,6 +283,31 @@ class Compiler:
                 if not (namespace == "global" and "include" in state.required):
                     state.error(f'unknown variable namespace "{namespace}"', arg.line, arg.column)
 
+    IHAVE_EXCLUDED = frozenset({"encoded-character", "variables"})
+
+    def _guarded_block(self, node: Node, state: CompileState, parents: tuple[str, ...]) -> list[Op]:
+        """A block; under ``if ihave [...]`` (RFC 5463) compiled with those extensions, or left out
+        (it can never run) when one of them is not available."""
+        assert node.block is not None
+        test = node.tests[0] if node.name in ("if", "elsif") and len(node.tests) == 1 else None
+        if test is None or test.name != "ihave" or "ihave" not in state.required or not test.arguments:
+            return self._block(node.block, state, top=False, parents=(*parents, node.name))
+        names_arg = test.arguments[-1]
+        names = names_arg.values if isinstance(names_arg, StringList) else []
+        available = {n for n in names if n in self.registry.extensions and n not in self.IHAVE_EXCLUDED
+                     and (state.allowed is None or n in state.allowed)}
+        if len(available) < len(names):
+            return []
+        saved = set(state.required)
+        for name in available:
+            state.required.add(name)
+            state.required.update(self.registry.extensions[name].implies)
+        try:
+            return self._block(node.block, state, top=False, parents=(*parents, node.name))
+        finally:
+            state.required.clear()
+            state.required.update(saved)
+
     def _node(self, node: Node, kind: str, state: CompileState, parents: tuple[str, ...]) -> Op:
         if state.required & {"encoded-character"}:
             for arg in node.arguments:
@@ -389,7 +414,7 @@ class Compiler:
             if spec.block == "none" and node.block is not None:
                 state.error(f'{node.name} takes no block', node.line, node.column)
             if node.block is not None:
-                block = self._block(node.block, state, top=False, parents=(*parents, node.name))
+                block = self._guarded_block(node, state, parents)
         op = Op(spec, node.name, node.line, node.column, tags, values, tests, block)
         op.data["parents"] = parents
         if spec.check is not None and len(state.errors) == before:
