@@ -45,6 +45,9 @@ CAPABILITIES: tuple[str, ...] = (
     "body",
     "subaddress",
     "ihave",
+    "date",
+    "index",
+    "duplicate",
 )
 """Extensions the engine fully supports (their conformance tests pass); ManageSieve's SIEVE list."""
 

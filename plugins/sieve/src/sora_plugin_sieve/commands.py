@@ -823,6 +823,39 @@ def check_include(op: Op, state: CompileState) -> None:
         raise SieveCompileError("include: :personal and :global together", op.line, op.column)
 
 
+# -- duplicate (RFC 7352) ---------------------------------------------------------------------------
+
+
+async def run_duplicate(interp: Interpreter, op: Op) -> bool:
+    """``duplicate [:handle] [:header|:uniqueid] [:seconds] [:last]``: seen before within the period?"""
+    if "uniqueid" in op.tags:
+        value = interp.expand(op.tags["uniqueid"])
+    else:
+        name = interp.expand(op.tags.get("header", "message-id"))
+        values = interp.message.values(name)
+        if not values:
+            return False
+        value = values[0].strip()
+        if name.lower() == "message-id":
+            value = value.replace(" ", "")
+    handle = interp.expand(op.tags.get("handle", ""))
+    seconds = float(op.tags.get("seconds", 7 * 86400))
+    seen = interp.extension_state.setdefault("duplicate:seen", {})
+    key = (handle, value)
+    if key in seen:  # the same message tested twice in one run gives the same answer
+        return bool(seen[key])
+    result = await interp.runtime.duplicate(handle, value, seconds, bool(op.tags.get("last")))
+    seen[key] = result
+    return result
+
+
+def check_duplicate(op: Op, state: CompileState) -> None:
+    """A constant :header must be a valid field name."""
+    name = op.tags.get("header")
+    if isinstance(name, str) and not name:
+        raise SieveCompileError("duplicate: empty :header", op.line, op.column)
+
+
 # -- break (foreverypart) ----------------------------------------------------------------------------
 
 
@@ -866,6 +899,8 @@ def core() -> Extension:
 
 def builtin_extensions() -> list[Extension]:
     """Every extension this engine knows."""
+    from . import dates
+
     fileinto_tags = {
         "copy": TagSpec("copy", None, "copy"), "flags": TagSpec("flags", "list", "imap4flags"),
         "create": TagSpec("create", None, "mailbox"), "specialuse": TagSpec("specialuse", "string", "special-use"),
@@ -900,6 +935,11 @@ def builtin_extensions() -> list[Extension]:
             Spec("string", "test", "variables", run_string, ("list", "list"), MATCH_TEST_TAGS, check=check_match),
         )),
         Extension("relational"),
+        dates.extension(),
+        Extension("duplicate", (Spec("duplicate", "test", "duplicate", run_duplicate, (), {
+            "handle": TagSpec("handle", "string"), "header": TagSpec("id", "string"),
+            "uniqueid": TagSpec("id", "string"), "seconds": TagSpec("seconds", "number"),
+            "last": TagSpec("last")}, check=check_duplicate),)),
         Extension("subaddress"),
         Extension("index"),
         Extension("regex"),
