@@ -165,3 +165,15 @@ def test_runtime_failure_keeps_and_logs(env: Any) -> None:
     assert len(rows(srv, account, "INBOX")) == 1
     failed = [e for e in logs if e["event"] == "sieve script failed, keeping"]
     assert failed and failed[0]["account"] == account.id and failed[0]["script"] == "main"
+
+
+def test_spamtest_reads_the_configured_header(env: Any) -> None:
+    srv, account, _ = env
+    srv.call(srv.store.create_mailbox, account.id, "Spammy")
+    activate(srv, account, 'require ["spamtest", "fileinto", "relational", "comparator-i;ascii-numeric"];\n'
+                           'if spamtest :value "ge" :comparator "i;ascii-numeric" "6" { fileinto "Spammy"; }')
+    assert send(srv, b"X-Spam-Score: 7.5\r\n" + message("a", "m1")) == {}
+    assert send(srv, b"X-Spam-Score: 1.0\r\n" + message("b", "m2")) == {}
+    assert send(srv, message("c", "m3")) == {}
+    assert len(rows(srv, account, "Spammy")) == 1
+    assert len(rows(srv, account, "INBOX")) == 2

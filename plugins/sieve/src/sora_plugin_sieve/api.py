@@ -48,6 +48,9 @@ CAPABILITIES: tuple[str, ...] = (
     "date",
     "index",
     "duplicate",
+    "spamtest",
+    "spamtestplus",
+    "virustest",
 )
 """Extensions the engine fully supports (their conformance tests pass); ManageSieve's SIEVE list."""
 

@@ -899,7 +899,7 @@ def core() -> Extension:
 
 def builtin_extensions() -> list[Extension]:
     """Every extension this engine knows."""
-    from . import dates
+    from . import dates, spamtest
 
     fileinto_tags = {
         "copy": TagSpec("copy", None, "copy"), "flags": TagSpec("flags", "list", "imap4flags"),
@@ -936,6 +936,7 @@ def builtin_extensions() -> list[Extension]:
         )),
         Extension("relational"),
         dates.extension(),
+        *spamtest.extensions(),
         Extension("duplicate", (Spec("duplicate", "test", "duplicate", run_duplicate, (), {
             "handle": TagSpec("handle", "string"), "header": TagSpec("id", "string"),
             "uniqueid": TagSpec("id", "string"), "seconds": TagSpec("seconds", "number"),

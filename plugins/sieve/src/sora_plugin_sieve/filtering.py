@@ -85,6 +85,9 @@ class StoreRuntime(Runtime):
     def config(self, name: str) -> str | None:
         if name == "recipient_delimiter":
             return self.settings.recipient_delimiter
+        if name.startswith("sieve_") and (name.startswith("sieve_spamtest_") or name.startswith("sieve_virustest_")):
+            value = getattr(self.settings, name[6:], None)
+            return None if value is None or value == "" else str(value)
         return None
 
 

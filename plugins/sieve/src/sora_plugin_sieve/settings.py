@@ -48,3 +48,13 @@ class SieveSettings(SectionSettings):
     redirect_envelope_from: str = setting(
         "str", "sender", "Envelope sender of redirects: sender, recipient, orig_recipient, <> or <address>.")
     recipient_delimiter: str = setting("str", "+", "Separator of user and detail (subaddress).")
+    spamtest_status_header: str = setting(
+        "str", "X-Spam-Score", "spamtest: 'Header[:regex]' holding the score (the regex's first group).")
+    spamtest_status_type: str = setting("str", "score", "spamtest: score, strlen or text.",
+                                        choices=("score", "strlen", "text"))
+    spamtest_score_max_value: float = setting("float", 10.0, "spamtest: the score that means 'certainly spam'.")
+    spamtest_score_max_header: str = setting("str", "", "spamtest: 'Header[:regex]' with the maximum score.")
+    virustest_status_header: str = setting("str", "", "virustest: 'Header[:regex]' with the verdict; '' is off.")
+    virustest_status_type: str = setting("str", "score", "virustest: score, strlen or text.",
+                                         choices=("score", "strlen", "text"))
+    virustest_score_max_value: float = setting("float", 5.0, "virustest: the score that means 'infected'.")
