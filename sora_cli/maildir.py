@@ -149,7 +149,7 @@ def import_maildir(
     until: str = typer.Option(None, "--until", help="Only messages with INTERNALDATE before this date."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Count what would be imported; change nothing."),
     max_size: str = typer.Option("50mb", "--max-size", help="Larger messages are skipped and reported."),
-    jobs: int = typer.Option(4, "--jobs", min=1, max=64, help="Messages read, parsed and stored at once."),
+    jobs: int = typer.Option(2, "--jobs", min=1, max=64, help="Messages read, parsed and stored at once."),
     batch_size: int = typer.Option(200, "--batch-size", min=1, max=5000, help="Messages per transaction."),
     sieve: Path = typer.Option(None, "--sieve", help="Install this Sieve script as 'imported' and activate it."),
     progress: bool = typer.Option(None, "--progress/--no-progress", help="Progress bar (default: on a terminal)."),
