@@ -162,7 +162,11 @@ class DeliveryService:
             for action in actions:
                 if action.kind in (ActionKind.KEEP, ActionKind.FILEINTO):
                     name = action.mailbox if action.kind == ActionKind.FILEINTO and action.mailbox else INBOX
-                    stored = await self._store(recipient, name, action, final, final_parsed, key)
+                    if action.raw is not None and action.raw != final:
+                        edited = normalize_crlf(action.raw)
+                        stored = await self._store(recipient, name, action, edited, parse_message(edited), key)
+                    else:
+                        stored = await self._store(recipient, name, action, final, final_parsed, key)
                 elif action.kind in (ActionKind.REDIRECT, ActionKind.VACATION, ActionKind.SEND):
                     outbound.append(action)
             # only once every copy is stored: a temporary store failure above makes the MTA retry

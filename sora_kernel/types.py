@@ -127,6 +127,8 @@ class DeliveryAction:
     hands to ``sora_outbound``, built by the plugin; outbound messages are handed over only after
     every stored copy succeeded, and ``gate`` (if set) is awaited right before: False drops the
     message (a vacation reply already sent to that sender), so a retried delivery never sends twice.
+    ``raw`` (KEEP/FILEINTO) stores these complete bytes instead of the delivered message (Sieve's
+    editheader changed the header).
     """
 
     kind: ActionKind
@@ -138,6 +140,7 @@ class DeliveryAction:
     subject: str = ""
     outbound: OutboundMessage | None = None
     gate: Callable[[], Awaitable[bool]] | None = None
+    raw: bytes | None = None
 
 
 @dataclass

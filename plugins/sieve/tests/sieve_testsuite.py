@@ -244,11 +244,16 @@ async def run_script_compile(interp: Interpreter, op: Op) -> bool:
     path = state.base_dir / interp.expand(op.args[0])
     state.errors = []
     try:
-        state.compiled = suite_compiler().compile(path.read_text("utf-8", "surrogateescape"))
+        state.compiled = suite_compiler(state.config).compile(path.read_text("utf-8", "surrogateescape"))
     except SieveCompileError as exc:
         state.compiled = None
-        # Pigeonhole reports every error and then one "compilation failed" line
-        state.errors = [e.message for e in getattr(exc, "errors", [exc])] + ["script compilation failed"]
+        # Pigeonhole reports every error and warning in line order, then one "compilation failed" line
+        found = [(e.line, e.message) for e in getattr(exc, "errors", [exc])]
+        for warning in getattr(exc, "warnings", []):
+            match = re.match(r"line (\d+): (.*)", warning)
+            if match:
+                found.append((int(match.group(1)), match.group(2)))
+        state.errors = [m for _, m in sorted(found, key=lambda item: item[0])] + ["script compilation failed"]
         return False
     except OSError as exc:
         state.compiled = None
@@ -315,6 +320,9 @@ async def run_result_execute(interp: Interpreter, op: Op) -> bool:
     # the result stays; executing it again carries out only what was added since (Pigeonhole)
     fresh = [a for a in actions if id(a) not in state.executed]
     ok = await execute_actions(state, interp, fresh)
+    if not ok:
+        # a failed result falls back to the implicit keep of the message as it arrived
+        state.folders.setdefault("INBOX", []).append((state.message.raw, ("$HasNoAttachment",)))
     state.executed.update(id(a) for a in actions)
     state.keep_alive.extend(actions)
     return ok
@@ -344,7 +352,8 @@ async def execute_actions(state: SuiteState, interp: Interpreter, actions: list[
             # Dovecot's store (the suite's) adds attachment detection keywords to every saved message
             if not any(f.lower() in ("$hasattachment", "$hasnoattachment") for f in flags):
                 flags = (*flags, "$HasNoAttachment")
-            state.folders[folder].append((message.to_bytes(), flags))
+            raw_message = action.options.get("raw")
+            state.folders[folder].append((raw_message if isinstance(raw_message, bytes) else message.to_bytes(), flags))
         elif action.kind == "redirect":
             sender = redirect_sender(state.config.get("sieve_redirect_envelope_from", "sender"), envelope,
                                      state.config.get("sieve_user_email", ""))
@@ -462,7 +471,7 @@ def debug_extension() -> Extension:
 _suite_registry = None
 
 
-def suite_compiler() -> Compiler:
+def suite_compiler(options: dict[str, str] | None = None) -> Compiler:
     """The product registry plus the testsuite extension; only listed capabilities may be required."""
     global _suite_registry
     if _suite_registry is None:
@@ -471,7 +480,7 @@ def suite_compiler() -> Compiler:
         registry.add(debug_extension())
         _suite_registry = registry
     allowed = {*api.capabilities(), TESTSUITE, "vnd.dovecot.debug", "comparator-i;octet", "comparator-i;ascii-casemap"}
-    return Compiler(_suite_registry, allowed=allowed)
+    return Compiler(_suite_registry, allowed=allowed, options=options)
 
 
 def suite_limits(state: SuiteState, base: Limits | None = None) -> Limits:

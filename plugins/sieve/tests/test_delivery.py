@@ -177,3 +177,22 @@ def test_spamtest_reads_the_configured_header(env: Any) -> None:
     assert send(srv, message("c", "m3")) == {}
     assert len(rows(srv, account, "Spammy")) == 1
     assert len(rows(srv, account, "INBOX")) == 2
+
+
+def test_editheader_changes_the_stored_copy(env: Any) -> None:
+    srv, account, _ = env
+    activate(srv, account, 'require ["editheader", "fileinto"];\n'
+                           'addheader "X-Sieved" "yes"; deleteheader "X-Secret"; keep;')
+    assert send(srv, b"X-Secret: 42\r\n" + message("a")) == {}
+    (row,) = rows(srv, account, "INBOX")
+    raw = srv.call(srv.store.read_message, account.id, row.content_hash)
+    assert raw.startswith(b"X-Sieved: yes\r\nReturn-Path: <s@example.org>\r\n")
+    assert b"X-Secret" not in raw and b"Subject: a" in raw
+
+
+def test_fileinto_specialuse_picks_the_special_mailbox(env: Any) -> None:
+    srv, account, _ = env
+    srv.call(srv.store.ensure_default_mailboxes, account.id)
+    activate(srv, account, 'require ["fileinto", "special-use"];\nfileinto :specialuse "\\\\Junk" "Spamfolder";')
+    assert send(srv, message("a")) == {}
+    assert len(rows(srv, account, "Junk")) == 1

@@ -51,6 +51,8 @@ CAPABILITIES: tuple[str, ...] = (
     "spamtest",
     "spamtestplus",
     "virustest",
+    "editheader",
+    "special-use",
 )
 """Extensions the engine fully supports (their conformance tests pass); ManageSieve's SIEVE list."""
 

@@ -72,7 +72,8 @@ def check_match(op: Op, state: CompileState) -> None:
                 except MatchError as exc:
                     raise SieveCompileError(str(exc), op.line, op.column) from None
     if "last" in op.tags and "index" not in op.tags:
-        raise SieveCompileError(":last needs :index", op.line, op.column)
+        raise SieveCompileError(f"{op.name}: the :last tag cannot be specified without the :index tag",
+                                op.line, op.column)
     if "index" in op.tags and op.tags["index"] < 1:
         raise SieveCompileError(":index must be 1 or more", op.line, op.column)
 
@@ -899,7 +900,7 @@ def core() -> Extension:
 
 def builtin_extensions() -> list[Extension]:
     """Every extension this engine knows."""
-    from . import dates, spamtest
+    from . import dates, editheader, spamtest
 
     fileinto_tags = {
         "copy": TagSpec("copy", None, "copy"), "flags": TagSpec("flags", "list", "imap4flags"),
@@ -937,6 +938,7 @@ def builtin_extensions() -> list[Extension]:
         Extension("relational"),
         dates.extension(),
         *spamtest.extensions(),
+        editheader.extension(),
         Extension("duplicate", (Spec("duplicate", "test", "duplicate", run_duplicate, (), {
             "handle": TagSpec("handle", "string"), "header": TagSpec("id", "string"),
             "uniqueid": TagSpec("id", "string"), "seconds": TagSpec("seconds", "number"),

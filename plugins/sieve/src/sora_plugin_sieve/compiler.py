@@ -127,6 +127,7 @@ class CompileState:
     allowed: set[str] | None = None
     errors: list[SieveCompileError] = field(default_factory=list)
     data: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, str] = field(default_factory=dict)
 
     def error(self, message: str, line: int, column: int) -> None:
         """Record an error and go on checking (every error of a script is reported, like Pigeonhole)."""
@@ -211,9 +212,11 @@ def _arg_value(kind: str, arg: object) -> Any:
 class Compiler:
     """Checks a parsed script against the registry and builds :class:`Op` trees."""
 
-    def __init__(self, registry: ExtensionRegistry, *, allowed: set[str] | None = None) -> None:
+    def __init__(self, registry: ExtensionRegistry, *, allowed: set[str] | None = None,
+                 options: dict[str, str] | None = None) -> None:
         self.registry = registry
         self.allowed = allowed
+        self.options = options or {}
 
     def compile(self, source: str) -> Script:
         """Parse and check ``source``; raises :class:`SieveCompileError`."""
@@ -222,12 +225,13 @@ class Compiler:
         except SieveCompileError as exc:
             exc.errors = [exc]  # type: ignore[attr-defined]
             raise
-        state = CompileState(self.registry, allowed=self.allowed)
+        state = CompileState(self.registry, allowed=self.allowed, options=dict(self.options))
         commands = self._block(nodes, state, top=True, parents=())
         if state.errors:
             first = state.errors[0]
             error = SieveCompileError(first.message, first.line, first.column)
             error.errors = list(state.errors)  # type: ignore[attr-defined]
+            error.warnings = list(state.warnings)  # type: ignore[attr-defined]
             raise error
         return Script(commands, frozenset(state.required), state.warnings, len(source))
 
@@ -374,6 +378,11 @@ class Compiler:
                 kinds = kinds[1:]
             else:
                 kinds[0] = kinds[0][1:]
+        if len(kinds) > 1 and kinds[-1].startswith("?"):
+            if len(positional) < len(kinds):
+                kinds = kinds[:-1]
+            else:
+                kinds[-1] = kinds[-1][1:]
         values = []
         if tag_error:
             pass

@@ -196,7 +196,7 @@ async def filter_delivery(kernel: KernelServices, delivery: Delivery, settings: 
     except Exception as exc:  # a bug in an extension must not lose the message
         log.error("sieve interpreter error, keeping", account=account, script=name or None, error=repr(exc))
         return [DeliveryAction(ActionKind.KEEP)]
-    return to_delivery_actions(kernel, delivery, settings, message, envelope, actions)
+    return await to_delivery_actions(kernel, delivery, settings, message, envelope, actions)
 
 
 def _message_id(message: MessageView) -> str:
@@ -204,23 +204,25 @@ def _message_id(message: MessageView) -> str:
     return values[0].strip() if values else ""
 
 
-def to_delivery_actions(kernel: KernelServices, delivery: Delivery, settings: SieveSettings, message: MessageView,
+async def to_delivery_actions(kernel: KernelServices, delivery: Delivery, settings: SieveSettings, message: MessageView,
                         envelope: Envelope, actions: list[Action]) -> list[DeliveryAction]:
     """The Sieve result as the kernel's delivery actions, outbound messages built."""
     account = delivery.recipient.account_id
     user = delivery.recipient.primary_address
     out: list[DeliveryAction] = []
     msgid = _message_id(message)
-    edited = message.to_bytes() if message.edited else None
     stores = False
     for action in actions:
         if action.kind in ("keep", "fileinto"):
             stores = True
-            if action.kind == "keep" or (action.mailbox.upper() == "INBOX"):
-                out.append(DeliveryAction(ActionKind.KEEP, flags=action.flags))
+            edited_raw = action.options.get("raw")
+            raw = edited_raw if isinstance(edited_raw, bytes) else None
+            mailbox = await _resolve_mailbox(kernel, account, action) if action.kind == "fileinto" else "INBOX"
+            if mailbox.upper() == "INBOX":
+                out.append(DeliveryAction(ActionKind.KEEP, flags=action.flags, raw=raw))
             else:
-                out.append(DeliveryAction(ActionKind.FILEINTO, mailbox=action.mailbox, create=action.create,
-                                          flags=action.flags))
+                out.append(DeliveryAction(ActionKind.FILEINTO, mailbox=mailbox, create=action.create,
+                                          flags=action.flags, raw=raw))
         elif action.kind == "redirect":
             sender = redirect_sender(settings.redirect_envelope_from, envelope, user)
             built = redirect_message(message, envelope, action, user, envelope_from=sender)
@@ -262,9 +264,23 @@ def to_delivery_actions(kernel: KernelServices, delivery: Delivery, settings: Si
             return [DeliveryAction(ActionKind.REJECT, reason=action.reason or "rejected by filter")]
         elif action.kind == "discard":
             out.append(DeliveryAction(ActionKind.DISCARD))
-    if edited is not None:
-        log.info("sieve editheader changes are not stored", account=account)
     return out
+
+
+async def _resolve_mailbox(kernel: KernelServices, account: int, action: Action) -> str:
+    """``fileinto :mailboxid`` (RFC 9042) and ``:specialuse`` (RFC 8579) pick an existing mailbox first."""
+    if not action.mailboxid and not action.specialuse:
+        return action.mailbox
+    boxes = await kernel.store.list_mailboxes(account)
+    if action.mailboxid:
+        for box in boxes:
+            if str(box.id) == action.mailboxid:
+                return str(box.name)
+    if action.specialuse:
+        for box in boxes:
+            if action.specialuse.lower() in (box.special_use or "").lower().split():
+                return str(box.name)
+    return action.mailbox
 
 
 def _vacation_gate(kernel: KernelServices, account: int, sender: str, handle: str, seconds: float) -> Any:

@@ -179,7 +179,10 @@ class Interpreter:
         """The explicit actions, plus a keep when nothing cancelled the implicit keep."""
         actions = list(self.actions)
         if self.implicit_keep and not any(a.kind in ("keep",) for a in actions):
-            actions.append(Action("keep", flags=tuple(self.flags), options={"implicit": True}))
+            options: dict[str, Any] = {"implicit": True}
+            if self.message.edited:
+                options["raw"] = self.message.to_bytes()
+            actions.append(Action("keep", flags=tuple(self.flags), options=options))
         return actions
 
     async def execute(self, ops: list[Op]) -> None:
@@ -396,6 +399,9 @@ class Interpreter:
     def add_action(self, action: Action) -> None:
         """Add to the result: duplicates merged, the limits and RFC 5228 §4 conflicts checked."""
         kind = action.kind
+        if kind in ("keep", "fileinto", "redirect") and self.message.edited:
+            # the message as edited so far (editheader): later edits do not change this action
+            action.options["raw"] = self.message.to_bytes()
         if kind in CANCELS_KEEP and not action.copy:
             self.implicit_keep = False
         for existing in self.actions:

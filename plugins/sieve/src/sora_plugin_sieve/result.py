@@ -72,7 +72,8 @@ def redirect_message(message: MessageView, envelope: Envelope, action: Action, u
     for name, value in message.fields:
         if name.lower() == TRACE_HEADER.lower() and value.strip().lower() in me:
             return None
-    raw = _header(TRACE_HEADER, user).encode() + message.to_bytes()
+    original = action.options.get("raw")
+    raw = _header(TRACE_HEADER, user).encode() + (original if isinstance(original, bytes) else message.to_bytes())
     sender = envelope.sender if envelope_from is None else envelope_from
     return Outgoing(sender, (action.address,), raw, "redirect")
 
