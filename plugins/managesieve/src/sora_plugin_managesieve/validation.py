@@ -1,22 +1,15 @@
-"""Script validation through the Sieve engine's public module, ``sora_plugin_sieve.api``.
+"""Script validation with the Sieve engine's public module, ``sora_plugin_sieve.api``.
 
-PUTSCRIPT and CHECKSCRIPT compile a script with the same interpreter delivery runs, so a script the
-server accepts is one it can execute. The engine is looked up when the first session needs it;
-when ``sora_plugin_sieve.api`` is not installed, :attr:`ScriptChecker.available` is False, the
-``SIEVE`` capability is empty and scripts are stored without validation (the README says so).
+PUTSCRIPT, CHECKSCRIPT and ``sora sieve put`` compile a script with the same interpreter delivery
+runs, so a script the server accepts is one it can execute; the engine caches the compiled script
+by content hash, so delivery does not parse it again. The ``SIEVE`` capability is the engine's list.
 """
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
-from typing import Any
 
-import structlog
-
-log = structlog.get_logger("sora.managesieve")
-
-ENGINE_MODULE = "sora_plugin_sieve.api"
+from sora_plugin_sieve import api as engine
 
 
 class ScriptInvalid(Exception):
@@ -27,53 +20,32 @@ class ScriptInvalid(Exception):
         self.text = text
 
 
-@dataclass
+@dataclass(frozen=True)
 class ScriptChecker:
-    """Validates scripts with the Sieve engine, if it is installed."""
-
-    engine: Any = None
+    """Validates scripts with the Sieve engine."""
 
     @classmethod
     def load(cls) -> ScriptChecker:
-        """Find the engine's api module (None inside when it is not installed)."""
-        try:
-            engine = importlib.import_module(ENGINE_MODULE)
-        except ImportError:
-            log.warning("Sieve engine not installed: ManageSieve stores scripts without validating them",
-                        module=ENGINE_MODULE)
-            return cls(None)
-        return cls(engine)
-
-    @property
-    def available(self) -> bool:
-        """Whether scripts are validated."""
-        return self.engine is not None
+        """The checker (one per listener set; the engine itself is module-level)."""
+        return cls()
 
     def capabilities(self) -> list[str]:
-        """The engine's extension list (the ``SIEVE`` capability); empty without an engine."""
-        if self.engine is None:
-            return []
-        return [str(name) for name in self.engine.capabilities()]
+        """The engine's extension list (the ``SIEVE`` capability)."""
+        return list(engine.capabilities())
 
     def check(self, source: str) -> list[str]:
-        """Compile ``source``: its warnings, or :class:`ScriptInvalid` with ``line N: message``."""
-        if self.engine is None:
-            return []
-        error_type = getattr(self.engine, "SieveCompileError", None)
+        """Compile ``source``: its warnings, or :class:`ScriptInvalid` with ``line L, column C: message``."""
         try:
-            return [str(w) for w in self.engine.check_script(source)]
-        except Exception as exc:
-            if error_type is None or not isinstance(exc, error_type):
-                raise
+            return list(engine.check_script(source))
+        except engine.SieveCompileError as exc:
             raise ScriptInvalid(describe(exc)) from None
 
 
-def describe(exc: Any) -> str:
-    """``line L, column C: message`` from a compile error's ``.line``, ``.column`` and ``.message``."""
+def describe(exc: engine.SieveCompileError) -> str:
+    """``line L, column C: message`` from a compile error."""
     message = str(getattr(exc, "message", "") or exc)
     line = getattr(exc, "line", None)
     column = getattr(exc, "column", None)
     if line is None:
         return message
-    where = f"line {line}" + (f", column {column}" if column is not None else "")
-    return f"{where}: {message}"
+    return f"line {line}" + (f", column {column}" if column is not None else "") + f": {message}"
