@@ -149,6 +149,21 @@ class RelayStore:
                 "UPDATE relay_queue SET state = 'sent', finished_at = now(), lease_until = NULL, last_error = ''"
                 " WHERE id = $1 AND state = 'processing'", message_id)
 
+    async def mark_partly_sent(self, message_id: int, sent_to: list[str], deferred_to: list[str], error: str,
+                               delay: float) -> int | None:
+        """The remote took the message for ``sent_to`` and deferred (4xx) ``deferred_to``: the row becomes
+        ``sent`` for the first, and one statement queues a copy for the others, due in ``delay`` seconds with
+        the attempts so far. Returns the copy's id (None when the row was not leased any more)."""
+        async with self.db.write.acquire() as conn:
+            return await conn.fetchval(
+                "WITH done AS (UPDATE relay_queue SET state = 'sent', finished_at = now(), lease_until = NULL,"
+                " recipients = $2 WHERE id = $1 AND state = 'processing' RETURNING *)"
+                " INSERT INTO relay_queue (kind, sender, recipients, raw, account_id, message_id, reason, attempts,"
+                " next_attempt, last_error, errors)"
+                " SELECT kind, sender, $3, raw, account_id, message_id, reason, attempts,"
+                " now() + make_interval(secs => $5), $4, ARRAY[$4] FROM done RETURNING id",
+                message_id, sent_to, deferred_to, error, float(delay))
+
     async def mark_retry(self, message_id: int, error: str, delay: float) -> None:
         """Back to pending, due in ``delay`` seconds, with the error recorded."""
         async with self.db.write.acquire() as conn:

@@ -55,7 +55,8 @@ class Received:
 
 @dataclass
 class SinkHandler:
-    """aiosmtpd handler: ``mode`` is accept, tempfail (451), permfail (550), rcpt550, drop or hold.
+    """aiosmtpd handler: ``mode`` is accept, tempfail (451), permfail (550), rcpt550, drop or hold; partial
+    refuses recipients starting with ``later`` (450) and ``gone`` (550) and takes the others.
 
     ``hold``: the first ``hold_after`` messages are accepted, later ones wait at DATA until ``release`` is
     set, then get 451 and are not recorded (the remote never committed them).
@@ -78,8 +79,10 @@ class SinkHandler:
 
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str,
                           rcpt_options: list[str]) -> str:
-        if self.mode == "rcpt550":
+        if self.mode == "rcpt550" or (self.mode == "partial" and address.startswith("gone")):
             return "550 5.1.1 No such user here"
+        if self.mode == "partial" and address.startswith("later"):
+            return "450 4.2.1 Mailbox busy"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 

@@ -361,3 +361,29 @@ def test_health_reports_the_queue(relay_server: Factory) -> None:
     [relay] = [c for c in checks if c.name == "relay"]
     ok, detail = srv.call(relay.check)
     assert ok and "pending 1" in detail
+
+
+def test_partly_refused_recipients_are_deferred_or_bounced_without_resending_to_the_others(
+        relay_server: Factory, smtp_sink: SmtpSink) -> None:
+    srv = relay_server()
+    raw = message("partial")
+    outbound(srv, raw, recipients=("ok@example.net", "later@example.net", "gone@example.net"))
+    smtp_sink.handler.mode = "partial"
+    w = worker(srv)
+    srv.call(w.run_once)
+    [got] = smtp_sink.handler.received
+    assert got.rcpt_tos == ["ok@example.net"]
+    by_state = {r.state: r for r in rows(srv) if r.kind == "redirect"}
+    assert by_state["sent"].recipients == ("ok@example.net",)
+    deferred = by_state["pending"]
+    assert deferred.recipients == ("later@example.net",) and deferred.attempts == 1 and "450" in deferred.last_error
+    assert 55 <= (deferred.next_attempt - datetime.now(UTC)).total_seconds() <= 61
+    [bounce] = [r for r in rows(srv) if r.kind == "dsn"]
+    assert bounce.recipients == ("alice@example.com",)
+    assert b"Final-Recipient: rfc822; gone@example.net" in bounce.raw
+    assert b"later@example.net" not in bounce.raw.split(b"text/rfc822-headers")[0]
+    smtp_sink.handler.mode = "accept"
+    srv.call(srv.kernel.store.relay.flush)
+    srv.call(w.run_once)
+    assert sorted(tuple(r.rcpt_tos) for r in smtp_sink.handler.received) == [
+        ("alice@example.com",), ("later@example.net",), ("ok@example.net",)]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import structlog
@@ -31,6 +31,8 @@ class SendResult:
     outcome: str
     detail: str = ""
     code: int = 0
+    refused: dict[str, tuple[int, str]] = field(default_factory=dict)
+    """Sent, but not to these recipients: address → (code, text)."""
 
     @property
     def sent(self) -> bool:
@@ -144,11 +146,9 @@ class SmtpSession:
         except (aiosmtplib.SMTPException, OSError, TimeoutError, ssl.SSLError) as exc:
             await self.aclose()
             return SendResult("temporary", f"{type(exc).__name__}: {exc}")
-        if refused:
-            # accepted for some recipients: it is sent; the refused ones are logged, not retried (the
-            # message cannot be sent again to the others without a duplicate)
-            log.warning("relay recipients refused", queue_id=message.id,
-                        refused={rcpt: f"{code} {text}" for rcpt, (code, text) in refused.items()})
+        if refused:  # accepted for the others: the worker defers or bounces just these
+            return SendResult("sent", str(reply), 250,
+                              {rcpt: (answer.code, answer.message) for rcpt, answer in refused.items()})
         return SendResult("sent", str(reply), 250)
 
     async def _reset(self) -> None:

@@ -12,6 +12,7 @@ before the 250, a dropped connection, a 4xx) is retried without a duplicate.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import time
@@ -149,7 +150,10 @@ class RelayWorker:
                   "recipients": list(message.recipients), "attempt": message.attempts, "transport": transport}
         if result.sent:
             self.breaker.success()
-            await store.mark_sent(message.id)
+            if result.refused:
+                await self._partly_sent(message, result)
+            else:
+                await store.mark_sent(message.id)
             self.metrics.deliveries.labels("sent", transport).inc()
             log.info("relay sent", **fields, reply=result.detail[:200])
             return
@@ -166,15 +170,41 @@ class RelayWorker:
         self.metrics.deliveries.labels("retry", transport).inc()
         log.info("relay deferred", **fields, error=result.detail[:200], retry_in=delay)
 
+    async def _partly_sent(self, message: QueuedMessage, result: SendResult) -> None:
+        """Some recipients refused while others took it: resending to all would duplicate it for the
+        others, so 4xx recipients go on in a copy of the row and 5xx ones are bounced."""
+        refused = result.refused
+        last_try = message.attempts >= self.queue.max_attempts
+        deferred = [r for r in message.recipients if r in refused and refused[r][0] < 500 and not last_try]
+        bounced = [r for r in message.recipients if r in refused and r not in deferred]
+        sent_to = [r for r in message.recipients if r not in refused]
+        detail = "; ".join(f"{r}: {refused[r][0]} {refused[r][1]}" for r in message.recipients if r in refused)
+        log.warning("relay recipients refused", queue_id=message.id, refused=detail[:500])
+        store = self.kernel.store.relay
+        if deferred:
+            copy = await store.mark_partly_sent(message.id, sent_to, deferred, detail,
+                                                backoff_delay(self.queue.backoff, message.attempts))
+            log.info("relay deferred recipients", queue_id=copy, of=message.id, recipients=deferred)
+        else:
+            await store.mark_sent(message.id)
+        if bounced:
+            code = min(refused[r][0] for r in bounced)
+            why = "; ".join(f"{r}: {refused[r][0]} {refused[r][1]}" for r in bounced)
+            await self._bounce(dataclasses.replace(message, recipients=tuple(bounced)), why, code)
+
     async def _fail(self, message: QueuedMessage, result: SendResult) -> None:
         store = self.kernel.store.relay
         await store.mark_failed(message.id, result.detail)
         self.metrics.deliveries.labels("failed", self.transport.name).inc()
         log.warning("relay failed", queue_id=message.id, kind=message.kind, sender=message.sender,
                     recipients=list(message.recipients), attempts=message.attempts, error=result.detail[:200])
+        await self._bounce(message, result.detail, result.code)
+
+    async def _bounce(self, message: QueuedMessage, error: str, code: int) -> None:
         if message.kind == "dsn" or not message.sender:
             return  # never bounce a bounce, never to <>
-        dsn = build_dsn(message, reporting_mta=self.kernel.hostname, error=result.detail, code=result.code)
+        store = self.kernel.store.relay
+        dsn = build_dsn(message, reporting_mta=self.kernel.hostname, error=error, code=code)
         bounce_id = await store.enqueue(kind="dsn", sender="", recipients=[message.sender], raw=dsn,
                                         account_id=message.account_id, message_id=message.message_id,
                                         reason=f"bounce of relay message {message.id}")
