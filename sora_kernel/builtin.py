@@ -80,6 +80,8 @@ KERNEL_SECTIONS = [
         Setting("min_version", "str", "1.2", "Oldest TLS version accepted.", choices=("1.2", "1.3")),
         Setting("watch_interval", "duration", "5s", "How often certificate files are checked for changes "
                 "(a changed file is served without SIGHUP); 0 = only on SIGHUP."),
+        Setting("client_filters", "tables", [], "Rules on the client's JA4 fingerprint: [[tls.client_filters]] "
+                "with ja4 (regex list), action (refuse or tag), tag, reason."),
     ), "TLS certificates."),
     ConfigSection("delivery", (
         Setting("subaddress_separator", "str", "+", "Separator of +detail subaddresses; empty disables."),

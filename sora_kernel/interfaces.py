@@ -101,6 +101,10 @@ class ConnectionInfo(Protocol):
     local_port: int
     tls: bool
     username: str
+    ja4: str
+    """The client's JA4 TLS fingerprint ("" before a handshake or when unreadable)."""
+    tags: list[str]
+    """Names ``[[tls.client_filters]]`` rules gave this client."""
 
 
 class MailStore(Protocol):

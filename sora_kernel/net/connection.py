@@ -11,6 +11,8 @@ import anyio
 from anyio.abc import ByteStream
 from anyio.streams.tls import TLSStream
 
+from .ja4 import MAX_HELLO, ClientHelloPolicy, HelloError, client_hello_length, hello_message, ja4, parse_client_hello
+
 
 class ConnectionClosed(Exception):
     """The peer closed the connection (or it broke)."""
@@ -20,8 +22,43 @@ class LineTooLong(Exception):
     """A line exceeded the limit; the rest of it was discarded."""
 
 
+class ReplayStream(ByteStream):
+    """A stream that first gives back bytes already read from it (the peeked ClientHello)."""
+
+    def __init__(self, inner: ByteStream, prefix: bytes) -> None:
+        self.inner, self._prefix = inner, prefix
+
+    async def receive(self, max_bytes: int = 65536) -> bytes:
+        """The replayed bytes first, then the inner stream's."""
+        if self._prefix:
+            data, self._prefix = self._prefix[:max_bytes], self._prefix[max_bytes:]
+            return data
+        return await self.inner.receive(max_bytes)
+
+    async def send(self, item: bytes) -> None:
+        """Send on the inner stream."""
+        await self.inner.send(item)
+
+    async def send_eof(self) -> None:
+        """Half-close the inner stream."""
+        await self.inner.send_eof()
+
+    async def aclose(self) -> None:
+        """Close the inner stream."""
+        await self.inner.aclose()
+
+    @property
+    def extra_attributes(self) -> Any:
+        """The inner stream's (addresses, raw socket)."""
+        return self.inner.extra_attributes
+
+
 class Connection:
-    """One client connection as protocol sessions see it."""
+    """One client connection as protocol sessions see it.
+
+    ``ja4`` is the client's JA4 fingerprint once a TLS handshake started ("" before, or when the
+    ClientHello could not be read); ``tags`` are the names ``[[tls.client_filters]]`` rules gave it.
+    """
 
     def __init__(self, stream: ByteStream, protocol: str, remote: tuple[str, int], local_port: int,
                  *, tls: bool = False) -> None:
@@ -42,6 +79,9 @@ class Connection:
         self.write_timeout: float = 300.0
         self.cancel_scope: anyio.CancelScope | None = None
         self.extra: dict[str, Any] = {}
+        self.ja4 = ""
+        self.tags: list[str] = []
+        self.hello_policy: ClientHelloPolicy | None = None
 
     async def _fill(self) -> None:
         if self._eof:
@@ -202,9 +242,11 @@ class Connection:
         done = False
         with anyio.move_on_after(timeout):
             try:
-                self.stream = await TLSStream.wrap(self.stream, ssl_context=context, server_side=True,
-                                                   standard_compatible=False)
-            except (ssl.SSLError, anyio.BrokenResourceError, anyio.EndOfStream, OSError) as exc:
+                hello = await self._read_client_hello()
+                self.stream = await TLSStream.wrap(ReplayStream(self.stream, hello), ssl_context=context,
+                                                   server_side=True, standard_compatible=False)
+            except (ssl.SSLError, anyio.BrokenResourceError, anyio.EndOfStream, anyio.ClosedResourceError,
+                    OSError) as exc:
                 self._eof = True
                 raise ConnectionClosed() from exc
             done = True
@@ -212,6 +254,32 @@ class Connection:
             self._eof = True
             raise ConnectionClosed()
         self.tls = True
+
+    async def _read_client_hello(self) -> bytes:
+        """Read the records holding the ClientHello (replayed to the TLS layer), fingerprint it and
+        apply the hello policy; ConnectionClosed when a rule refuses the client."""
+        records = bytearray()
+        needed: int | None = None
+        try:
+            while needed is None and len(records) < MAX_HELLO:
+                data = await self.stream.receive(65536)
+                records += data
+                needed = client_hello_length(bytes(records))
+        except HelloError:
+            return bytes(records)  # not TLS: OpenSSL answers it with an alert
+        if needed is not None:
+            try:
+                self.ja4 = ja4(parse_client_hello(hello_message(bytes(records[:needed]))))
+            except HelloError:
+                pass
+        if self.hello_policy is not None:
+            verdict = self.hello_policy.check(self.protocol, self.ja4)
+            self.tags.extend(t for t in verdict.tags if t not in self.tags)
+            if verdict.refuse is not None:
+                self.extra["refused"] = verdict.refuse
+                self._eof = True
+                raise ConnectionClosed(verdict.refuse)
+        return bytes(records)
 
     async def close(self) -> None:
         """Close the connection (idempotent)."""

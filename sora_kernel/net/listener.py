@@ -19,6 +19,7 @@ from ..config import parse_addr
 from ..errors import ConfigError, SoraError
 from ..types import ServiceSpec
 from .connection import Connection, ConnectionClosed
+from .ja4 import ClientHelloPolicy, parse_client_filters
 
 if TYPE_CHECKING:
     from ..interfaces import KernelServices
@@ -125,10 +126,13 @@ async def serve_tcp(
     info = Listener(protocol, str(bound[0]), int(bound[1]), tls_context is not None)
     active: set[Connection] = set()
     metrics = kernel.metrics
+    hello_policy = ClientHelloPolicy(parse_client_filters(kernel.config.get("tls", "client_filters")),
+                                     kernel.registry)
 
     async def handle(stream: SocketStream) -> None:
         remote = stream.extra(SocketAttribute.remote_address)
         conn = Connection(stream, protocol, (str(remote[0]), int(remote[1])), info.port)
+        conn.hello_policy = hello_policy  # JA4 and [[tls.client_filters]], implicit TLS and STARTTLS alike
         reason = admit.acquire(conn.remote_ip) if admit else None
         if reason is None and not kernel.plugins.connection_open(kernel, conn):
             if admit:
@@ -176,7 +180,8 @@ async def serve_tcp(
             kernel.plugins.connection_close(kernel, conn)
             fields: dict[str, Any] = {
                 "protocol": protocol, "session": conn.id, "remote": conn.remote_ip,
-                "user": conn.username or None, "tls": conn.tls, "bytes_in": conn.bytes_in,
+                "user": conn.username or None, "tls": conn.tls, "ja4": conn.ja4 or None,
+                "tags": conn.tags or None, "bytes_in": conn.bytes_in,
                 "bytes_out": conn.bytes_out, "seconds": round(time.monotonic() - conn.started, 3),
                 "error": error,
             }
