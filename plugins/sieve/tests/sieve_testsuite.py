@@ -105,7 +105,7 @@ class SuiteRuntime(Runtime):
         return self.state.config.get(name)
 
     def environment(self) -> dict[str, str]:
-        return {"domain": "example.com", "host": "host.example.com", "location": "MDA", "phase": "during"}
+        return {"domain": "example.com", "host": "host.example.com", "location": "MS", "phase": "during"}
 
 
 def _folder_key(name: str) -> str:

@@ -196,3 +196,25 @@ def test_fileinto_specialuse_picks_the_special_mailbox(env: Any) -> None:
     activate(srv, account, 'require ["fileinto", "special-use"];\nfileinto :specialuse "\\\\Junk" "Spamfolder";')
     assert send(srv, message("a")) == {}
     assert len(rows(srv, account, "Junk")) == 1
+
+
+def test_mailboxid_files_by_id(env: Any) -> None:
+    srv, account, _ = env
+    box = srv.call(srv.store.create_mailbox, account.id, "Projects")
+    activate(srv, account, f'require ["fileinto", "mailboxid"];\n'
+                           f'if mailboxidexists "{box.id}" {{ fileinto :mailboxid "{box.id}" "Elsewhere"; }}\n'
+                           f'if mailboxidexists "999999" {{ discard; }}')
+    assert send(srv, message("a")) == {}
+    assert len(rows(srv, account, "Projects")) == 1
+    assert rows(srv, account, "Elsewhere") == [] and rows(srv, account, "INBOX") == []
+
+
+def test_environment_items(env: Any) -> None:
+    srv, account, _ = env
+    srv.call(srv.store.create_mailbox, account.id, "Seen")
+    activate(srv, account, 'require ["environment", "fileinto"];\n'
+                           'if allof (environment :is "location" "MDA", environment :is "phase" "during",\n'
+                           '          environment :is "domain" "example.com", environment :is "remote-ip" "127.0.0.1")'
+                           ' { fileinto "Seen"; }')
+    assert send(srv, message("a")) == {}
+    assert len(rows(srv, account, "Seen")) == 1

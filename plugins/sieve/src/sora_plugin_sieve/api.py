@@ -53,6 +53,8 @@ CAPABILITIES: tuple[str, ...] = (
     "virustest",
     "editheader",
     "special-use",
+    "mailboxid",
+    "environment",
 )
 """Extensions the engine fully supports (their conformance tests pass); ManageSieve's SIEVE list."""
 
