@@ -77,6 +77,7 @@ class Guard:
         self.key = settings.api_key.encode()
         self.networks = parse_networks(settings.allowed_hosts)
         self.max_body = settings.max_body_size
+        self.user_api = settings.user_api
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -86,7 +87,8 @@ class Guard:
         if self.networks and not ip_in_networks(client, self.networks):
             await _send_json(send, 403, {"error": "client address not allowed"})
             return
-        if scope["path"] not in PUBLIC_PATHS:
+        # the user API authenticates its own requests (JWT); everything else needs the API key
+        if scope["path"] not in PUBLIC_PATHS and not (self.user_api and scope["path"].startswith("/user/")):
             header = dict(scope["headers"]).get(b"authorization", b"")
             scheme, _, token = header.partition(b" ")
             if scheme.lower() != b"bearer" or not token.strip():
@@ -142,7 +144,7 @@ class RequestLog:
         finally:
             seconds = time.perf_counter() - started
             route = getattr(scope.get("route"), "path", None) or "unmatched"
-            if not route.startswith(("/admin", "unmatched")):
+            if not route.startswith(("/admin", "/user", "unmatched")):
                 route = "/admin" + route  # a plugin's router, included under the prefix
             method = scope["method"]
             self.requests.labels(method, route, str(status)).inc()
@@ -187,6 +189,10 @@ def build_app(kernel: KernelServices, settings: AdminApiSettings) -> ASGIApp:
         return JSONResponse({"error": "internal error"}, status_code=500)
 
     app.include_router(build_router(kernel, settings))
+    if settings.user_api:
+        from .user_api import build_user_router
+
+        app.include_router(build_user_router(kernel, settings))
     for plugin, router in kernel.plugins.collect("sora_admin_api_routes", kernel=kernel):
         log.info("admin api routes added", plugin=plugin, routes=len(getattr(router, "routes", [])))
         app.include_router(router, prefix="/admin")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from sora_kernel.api import ConfigSection, HookRegistrar, ServiceSpec, hookimpl
+from sora_kernel.api import ConfigError, ConfigSection, HookRegistrar, ServiceSpec, hookimpl
 
-from .settings import AdminApiSettings
+from .settings import MIN_SECRET, AdminApiSettings
 
 if TYPE_CHECKING:
     from sora_kernel.api import KernelServices
@@ -24,6 +24,14 @@ def sora_addhooks(hooks: HookRegistrar) -> None:
 def sora_config_sections() -> list[ConfigSection]:
     """The ``[admin_api]`` section."""
     return [AdminApiSettings.config_section()]
+
+
+@hookimpl
+def sora_configure(kernel: KernelServices) -> None:
+    """Refuse a user API without a long enough JWT secret (``sora config validate`` says so too)."""
+    settings = AdminApiSettings.from_config(kernel.config)
+    if settings.user_api and len(settings.jwt_secret) < MIN_SECRET:
+        raise ConfigError(f"[admin_api] user_api needs a jwt_secret of at least {MIN_SECRET} characters")
 
 
 @hookimpl
