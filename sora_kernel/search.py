@@ -117,7 +117,14 @@ class ModSeqIs:
     modseq: int
 
 
+@dataclass(frozen=True, slots=True)
+class ContentIs:
+    """The message content has this hash prefix (an IMAP EMAILID, RFC 8474)."""
+
+    prefix: bytes
+
+
 Criterion = (
     All | Nothing | And | Or | Not | UidIn | FlagIs | KeywordIs | SizeIs | DateIs | AgeIs
-    | TextContains | ModSeqIs
+    | TextContains | ModSeqIs | ContentIs
 )

@@ -1078,6 +1078,8 @@ class MailStore:
                 return f"m.size {op} {param(size)}::bigint"
             case s.ModSeqIs(op, modseq):
                 return f"m.modseq {op} {param(modseq)}::bigint"
+            case s.ContentIs(prefix):
+                return f"substring(m.content_hash from 1 for {len(prefix)}) = {param(prefix)}::bytea"
             case s.AgeIs(op, seconds):
                 cutoff = f"now() - make_interval(secs => {param(seconds)}::double precision)"
                 return f"m.internal_date {'<' if op == '>' else '>='} {cutoff}"

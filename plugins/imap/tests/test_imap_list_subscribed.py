@@ -3,9 +3,17 @@
 
 from __future__ import annotations
 
+import re
+
+
+def _created(out: bytes, tag: bytes) -> bool:
+    """CREATE answered OK with its MAILBOXID (RFC 8474 4.1)."""
+    return re.fullmatch(re.escape(tag) + rb" OK \[MAILBOXID \(M\d+\)\] Create completed\.\r\n", out) is not None
+
+
 
 def test_recursivematch_lists_parents_of_subscribed_mailboxes(session):
-    assert session.cmd(b"a CREATE r/s") == b"a OK Create completed.\r\n"
+    assert _created(session.cmd(b"a CREATE r/s"), b"a")
     assert session.cmd(b"b SUBSCRIBE r/s") == b"b OK Subscribe completed.\r\n"
     assert session.cmd(b'c LIST (SUBSCRIBED RECURSIVEMATCH) "" "r"') == (
         b'* LIST () "/" r ("CHILDINFO" ("SUBSCRIBED"))\r\nc OK List completed.\r\n')

@@ -9,7 +9,7 @@ POST_AUTH = (
     b"IMAP4rev1 SASL-IR LITERAL+ ID ENABLE IDLE NAMESPACE UNSELECT UIDPLUS MOVE CHILDREN SPECIAL-USE "
     b"CREATE-SPECIAL-USE LIST-EXTENDED LIST-STATUS ESEARCH BINARY CONDSTORE QUOTA QUOTA=RES-STORAGE QUOTA=RES-MESSAGE "
     b"STATUS=SIZE SAVEDATE WITHIN SORT SORT=DISPLAY ESORT THREAD=ORDEREDSUBJECT THREAD=REFERENCES THREAD=REFS "
-    b"QRESYNC SEARCHRES UNAUTHENTICATE "
+    b"QRESYNC SEARCHRES UNAUTHENTICATE OBJECTID "
     b"APPENDLIMIT=52428800"
 )
 MESSAGE = (
@@ -32,6 +32,12 @@ MESSAGE = (
     b"aGVsbG8gd29ybGQ=\r\n"
     b"--XX--\r\n"
 )
+
+
+def _created(out: bytes, tag: bytes) -> bool:
+    """CREATE answered OK with its MAILBOXID (RFC 8474 4.1)."""
+    return re.fullmatch(re.escape(tag) + rb" OK \[MAILBOXID \(M\d+\)\] Create completed\.\r\n", out) is not None
+
 
 
 def append(client, mailbox: bytes, message: bytes, flags: bytes = b"()", tag: bytes = b"A") -> bytes:
@@ -88,6 +94,7 @@ def test_synchronizing_literal_gets_continuation(raw, account):
 
 def test_select_examine_transcript(session):
     validity = uidvalidity(session)
+    mailboxid = re.search(rb"MAILBOXID \((M\d+)\)", session.cmd(b"S1 STATUS INBOX (MAILBOXID)")).group(1)
     out = session.cmd(b"a SELECT INBOX")
     assert out == (
         b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n"
@@ -95,7 +102,8 @@ def test_select_examine_transcript(session):
         b"* 0 EXISTS\r\n* 0 RECENT\r\n"
         b"* OK [UIDVALIDITY %d] UIDs valid.\r\n"
         b"* OK [UIDNEXT 1] Predicted next UID.\r\n"
-        b"a OK [READ-WRITE] Select completed.\r\n" % validity
+        b"* OK [MAILBOXID (%s)] Ok\r\n"
+        b"a OK [READ-WRITE] Select completed.\r\n" % (validity, mailboxid)
     )
     assert append(session, b"INBOX", MESSAGE, tag=b"b") == (
         b"* 1 EXISTS\r\n* 1 RECENT\r\nb OK [APPENDUID %d 1] Append completed.\r\n" % validity
@@ -109,7 +117,8 @@ def test_select_examine_transcript(session):
         b"* OK [UNSEEN 1] First unseen.\r\n"
         b"* OK [UIDVALIDITY %d] UIDs valid.\r\n"
         b"* OK [UIDNEXT 2] Predicted next UID.\r\n"
-        b"c OK [READ-ONLY] Examine completed.\r\n" % validity
+        b"* OK [MAILBOXID (%s)] Ok\r\n"
+        b"c OK [READ-ONLY] Examine completed.\r\n" % (validity, mailboxid)
     )
     assert session.cmd(b"d STORE 1 +FLAGS \\Seen") == b"d NO [CANNOT] Mailbox is read-only.\r\n"
     assert session.cmd(b"e SELECT nosuch") == (
@@ -277,10 +286,10 @@ def test_list_lsub_and_mailbox_management(session):
         b'* LIST (\\HasNoChildren \\Sent) "/" Sent\r\n'
         b'* LIST (\\HasNoChildren \\Trash) "/" Trash\r\nb OK List completed.\r\n'
     )
-    assert session.cmd(b"c CREATE Work/Projects/2025") == b"c OK Create completed.\r\n"
+    assert _created(session.cmd(b"c CREATE Work/Projects/2025"), b"c")
     assert session.cmd(b"d CREATE Work") == b"d NO [ALREADYEXISTS] Mailbox already exists.\r\n"
     assert session.cmd(b"e CREATE inbox") == b"e NO [ALREADYEXISTS] Mailbox already exists.\r\n"
-    assert session.cmd(b"f CREATE Stuff (USE (\\Flagged))") == b"f OK Create completed.\r\n"
+    assert _created(session.cmd(b"f CREATE Stuff (USE (\\Flagged))"), b"f")
     assert session.cmd(b"g CREATE More (USE (\\Sent))") == (
         b"g NO [USEATTR] Another mailbox already has that special use.\r\n"
     )
@@ -326,7 +335,7 @@ def test_list_lsub_and_mailbox_management(session):
         b'* LIST (\\Subscribed \\Sent) "/" Sent\r\n* STATUS Sent (MESSAGES 0)\r\n'
         b'* LIST (\\Subscribed \\Trash) "/" Trash\r\n* STATUS Trash (MESSAGES 0)\r\nv OK List completed.\r\n'
     )
-    assert session.cmd(b'w CREATE "&ZeVnLIqe-"') == b"w OK Create completed.\r\n"
+    assert _created(session.cmd(b'w CREATE "&ZeVnLIqe-"'), b"w")
     assert session.cmd(b'x LIST "" &ZeVnLIqe-') == (
         b'* LIST (\\HasNoChildren) "/" &ZeVnLIqe-\r\nx OK List completed.\r\n'
     )
@@ -448,7 +457,7 @@ def test_rename_inbox_and_delete_selected(session):
         b"* OK [CLOSED] Selected mailbox deleted.\r\ng OK Delete completed.\r\n"
     )
     assert session.cmd(b"h FETCH 1 UID") == b"h BAD [CLIENTBUG] No mailbox selected.\r\n"
-    assert session.cmd(b"i CREATE Old/Inbox") == b"i OK Create completed.\r\n"
+    assert _created(session.cmd(b"i CREATE Old/Inbox"), b"i")
     assert session.cmd(b"j STATUS Old/Inbox (MESSAGES)") == (
         b"* STATUS Old/Inbox (MESSAGES 0)\r\nj OK Status completed.\r\n"
     )

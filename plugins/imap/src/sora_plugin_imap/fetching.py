@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 from sora_kernel.api import FetchRow, mime
 
+from . import objectids
 from .grammar import fetch as f
 from .grammar.dates import MONTHS
 from .qp import decode_qp
@@ -79,6 +80,14 @@ def _internaldate(row: FetchRow, _raw: bytes, _mailbox: SelectedMailbox) -> byte
 
 def _savedate(row: FetchRow, _raw: bytes, _mailbox: SelectedMailbox) -> bytes:
     return b"SAVEDATE " + internaldate(row.saved_at)
+
+
+def _emailid(row: FetchRow, _raw: bytes, _mailbox: SelectedMailbox) -> bytes:
+    return b"EMAILID (" + objectids.email_id(row.content_hash) + b")"
+
+
+def _threadid(row: FetchRow, _raw: bytes, _mailbox: SelectedMailbox) -> bytes:
+    return b"THREADID NIL"  # RFC 8474 5.2: NIL when the server assigns no thread ids
 
 
 def _envelope(row: FetchRow, _raw: bytes, _mailbox: SelectedMailbox) -> bytes:
@@ -186,6 +195,8 @@ _SIMPLE: dict[type, Encoder] = {
     f.Rfc822Size: _size,
     f.InternalDate: _internaldate,
     f.SaveDate: _savedate,
+    f.EmailId: _emailid,
+    f.ThreadId: _threadid,
     f.Envelope: _envelope,
     f.BodyStructure: _bodystructure,
     f.Body: _body,

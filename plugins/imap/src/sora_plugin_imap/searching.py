@@ -8,6 +8,7 @@ from __future__ import annotations
 from sora_kernel.api import SYSTEM_FLAGS
 from sora_kernel.api import search as s
 
+from . import objectids
 from .grammar import ParseError
 from .grammar import search as k
 from .selected import SelectedMailbox
@@ -54,6 +55,11 @@ def translate(key: k.SearchKey, mailbox: SelectedMailbox) -> s.Criterion:
             return s.AgeIs(op, seconds)
         case k.ModSeqIs(modseq=modseq):
             return s.ModSeqIs(">=", modseq)
+        case k.ObjectIdIs("EMAILID", objectid):
+            prefix = objectids.email_prefix(objectid)
+            return s.ContentIs(prefix) if prefix is not None else s.Nothing()
+        case k.ObjectIdIs():
+            return s.Nothing()  # THREADID is NIL for every message: none has one
     raise ParseError("Unsupported search key.")
 
 

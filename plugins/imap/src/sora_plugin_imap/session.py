@@ -39,7 +39,7 @@ from sora_kernel.api import (
 )
 from sora_kernel.api import search as s
 
-from . import fetching, grammar, listing, resync, searching, sorting, threads
+from . import fetching, grammar, listing, objectids, resync, searching, sorting, threads
 from .grammar import BadCharset, Command, ParseError
 from .grammar import commands as c
 from .grammar.fetch import ModSeq as ModSeqAtt
@@ -194,7 +194,7 @@ class Session(LineSession):
                 "CREATE-SPECIAL-USE", "LIST-EXTENDED", "LIST-STATUS", "ESEARCH", "BINARY", "CONDSTORE", "QUOTA",
                 "QUOTA=RES-STORAGE", "QUOTA=RES-MESSAGE", "STATUS=SIZE", "SAVEDATE", "WITHIN",
                 "SORT", "SORT=DISPLAY", "ESORT", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES", "THREAD=REFS",
-                "QRESYNC", "SEARCHRES", "UNAUTHENTICATE",
+                "QRESYNC", "SEARCHRES", "UNAUTHENTICATE", "OBJECTID",
                 f"APPENDLIMIT={self.settings.append_limit}",
             ))
             caps.extend(self.server.extra_capabilities)
@@ -640,6 +640,7 @@ class Session(LineSession):
         uidnext = max(mailbox.uidnext, selected.max_uid + 1)
         self.send(b"* OK [UIDVALIDITY %d] UIDs valid.\r\n" % mailbox.uidvalidity)
         self.send(b"* OK [UIDNEXT %d] Predicted next UID.\r\n" % uidnext)
+        self.send(b"* OK [MAILBOXID (" + objectids.mailbox_id(mailbox.id) + b")] Ok\r\n")
         if self.condstore:
             self.send(b"* OK [HIGHESTMODSEQ %d] Highest.\r\n" % selected.modseq)
         if cmd.qresync is not None and cmd.qresync.uidvalidity == mailbox.uidvalidity:
@@ -683,12 +684,12 @@ class Session(LineSession):
                 raise no("Unsupported special-use attribute.", "USEATTR")
             special_use = cmd.special_use[0]
         try:
-            await self.store.create_mailbox(self.account_id, name, special_use)
+            created = await self.store.create_mailbox(self.account_id, name, special_use)
         except AlreadyExists as exc:
             if special_use and "already has" in str(exc):
                 raise no("Another mailbox already has that special use.", "USEATTR") from None
             raise
-        return None, "Create completed."
+        return f"MAILBOXID ({objectids.mailbox_id(created.id).decode()})", "Create completed."
 
     async def cmd_delete(self, cmd: c.Delete) -> Ok:
         """DELETE name (not INBOX, not with children)."""
@@ -797,6 +798,9 @@ class Session(LineSession):
                     self.account_id, mailbox.id, s.UidIn(((mailbox.first_recent_uid, MAX_UID),))))
             elif item == "DELETED":
                 value = len(await self.store.search(self.account_id, mailbox.id, s.FlagIs(DELETED)))
+            elif item == "MAILBOXID":
+                values.append(b"MAILBOXID (" + objectids.mailbox_id(mailbox.id) + b")")
+                continue
             else:
                 continue
             values.append(item.encode() + b" %d" % value)

@@ -89,6 +89,26 @@ class SaveDate(FetchAtt):
 
 
 @dataclass(frozen=True, slots=True)
+class EmailId(FetchAtt):
+    """EMAILID (OBJECTID, RFC 8474)."""
+
+    @property
+    def response_name(self) -> bytes:
+        """``EMAILID``."""
+        return b"EMAILID"
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadId(FetchAtt):
+    """THREADID (OBJECTID, RFC 8474)."""
+
+    @property
+    def response_name(self) -> bytes:
+        """``THREADID``."""
+        return b"THREADID"
+
+
+@dataclass(frozen=True, slots=True)
 class Rfc822Size(FetchAtt):
     """RFC822.SIZE."""
 
@@ -242,6 +262,8 @@ _SIMPLE: dict[str, FetchAtt] = {
     "RFC822.TEXT": Rfc822Text(),
     "MODSEQ": ModSeq(),
     "SAVEDATE": SaveDate(),
+    "EMAILID": EmailId(),
+    "THREADID": ThreadId(),
 }
 
 _NAME_RE = re.compile(rb"[A-Za-z0-9.]+")

@@ -6,6 +6,7 @@ unresolved: the session turns message numbers, ``*`` and ``$`` into UID ranges.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date
 from typing import Literal, TypeAlias
@@ -124,6 +125,14 @@ class ModSeqIs:
     entry_type: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class ObjectIdIs:
+    """EMAILID / THREADID objectid (OBJECTID, RFC 8474 section 6)."""
+
+    kind: Literal["EMAILID", "THREADID"]
+    objectid: str
+
+
 SearchKey: TypeAlias = (
     All
     | And
@@ -137,7 +146,10 @@ SearchKey: TypeAlias = (
     | SizeIs
     | AgeIs
     | ModSeqIs
+    | ObjectIdIs
 )
+
+_OBJECTID = re.compile(rb"[A-Za-z0-9_-]{1,255}")  # RFC 8474 objectid
 
 _FLAG_KEYS: dict[str, tuple[str, bool]] = {
     "ANSWERED": ("\\Answered", True),
@@ -272,6 +284,12 @@ class _SearchParser:
             return Or((left, self.key(depth + 1)))
         if word == "MODSEQ":
             return self.modseq()
+        if word in ("EMAILID", "THREADID"):
+            reader.sp()
+            objectid = reader.atom("objectid")
+            if not _OBJECTID.fullmatch(objectid):
+                raise ParseError("Invalid objectid")
+            return ObjectIdIs("EMAILID" if word == "EMAILID" else "THREADID", objectid.decode("ascii"))
         raise ParseError("Unknown search key")
 
     def modseq(self) -> ModSeqIs:
