@@ -619,4 +619,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    # plugin commands import sora_cli.main (open_kernel, run_async): under `python -m` they must get this
+    # module, whose _state holds --config, not a second copy that falls back to ./sora.toml
+    sys.modules.setdefault("sora_cli.main", sys.modules[__name__])
     main()

@@ -47,9 +47,9 @@ class SieveEnv:
 
 
 def start_env(sora_server: Callable[..., SoraTestServer], config: dict[str, dict[str, Any]] | None = None,
-              **kwargs: Any) -> SieveEnv:
-    """A server with the managesieve plugin and ``alice``."""
-    srv = sora_server(plugins=["managesieve"], config=config or {}, **kwargs)
+              plugins_before: list[str] | None = None, **kwargs: Any) -> SieveEnv:
+    """A server with the managesieve plugin (after ``plugins_before``) and ``alice``."""
+    srv = sora_server(plugins=[*(plugins_before or []), "managesieve"], config=config or {}, **kwargs)
     return SieveEnv(srv, srv.create_account(ADDRESS, PASSWORD))
 
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from sieve_support import SieveEnv
+from collections.abc import Callable
+
+from sieve_support import SieveEnv, start_env
 from sora_plugin_sieve import api as engine
+
+from sora_kernel.testing import SoraTestServer
 
 
 def test_sieve_capability_is_the_engine_list(sieve_env: SieveEnv) -> None:
@@ -37,3 +41,9 @@ def test_check_metrics(sieve_env: SieveEnv) -> None:
     registry = sieve_env.srv.kernel.registry
     assert registry.get_sample_value("sora_managesieve_script_checks_total", {"result": "ok"}) == 1
     assert registry.get_sample_value("sora_managesieve_script_checks_total", {"result": "invalid"}) == 1
+
+
+def test_maxredirects_comes_from_the_sieve_section(sora_server: Callable[..., SoraTestServer]) -> None:
+    env = start_env(sora_server, {"sieve": {"max_redirects": 7}}, plugins_before=["sieve"])
+    client = env.client()
+    assert client.capabilities["MAXREDIRECTS"] == "7"
