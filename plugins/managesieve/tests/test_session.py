@@ -275,3 +275,29 @@ def test_metrics(sieve_env: SieveEnv) -> None:
     assert value("sora_managesieve_scripts_activated_total") == 1
     assert value("sora_managesieve_refused_literals_total", {"reason": "maxsize"}) == 1
     assert value("sora_commands_total", {"protocol": "managesieve", "command": "PUTSCRIPT", "result": "ok"}) == 1
+
+
+def test_connections_over_the_per_ip_limit_get_bye(sora_server: Callable[..., SoraTestServer]) -> None:
+    env = start_env(sora_server, {"managesieve": {"max_connections_per_ip": 1, "secure_networks": []}})
+    first = env.wire()
+    second = env.wire(greet=False)
+    assert second.line() == b'BYE (TRYLATER) "Too many connections; try again later."\r\n'
+    assert second.closed()
+    assert first.cmd("NOOP") == b'OK "Done."\r\n'
+
+
+def test_auth_timeout_before_login(sora_server: Callable[..., SoraTestServer]) -> None:
+    env = start_env(sora_server, {"managesieve": {"auth_timeout": "1s", "idle_timeout": "1h"}})
+    wire = env.wire()
+    assert wire.cmd("NOOP") == b'OK "Done."\r\n'  # commands do not extend the time to log in
+    assert wire.response() == b'BYE (TRYLATER) "Disconnected for inactivity."\r\n'
+    assert wire.closed()
+
+
+def test_shutdown_says_bye(sora_server: Callable[..., SoraTestServer]) -> None:
+    env = start_env(sora_server)
+    wire = env.wire()
+    wire.login()
+    env.srv.call(env.srv.kernel.shutdown)
+    assert wire.response() == b'BYE (TRYLATER) "Server shutting down; try again later."\r\n'
+    assert wire.closed()
