@@ -18,7 +18,7 @@ install: $(STAMP)
 run: install
 	@test -f sora.toml || $(BIN)/sora init --data-dir ./data
 	@$(BIN)/sora accounts demo
-	@echo "Connect: IMAP 127.0.0.1:1143, POP3 127.0.0.1:1110, LMTP 127.0.0.1:2424 (see sora.toml). Ctrl-C stops."
+	@echo "Connect: IMAP 127.0.0.1:1143, POP3 127.0.0.1:1110, LMTP 127.0.0.1:2424, ManageSieve 127.0.0.1:4190 (see sora.toml). Ctrl-C stops."
 	exec $(BIN)/sora serve
 
 lint: install
