@@ -84,10 +84,20 @@ class LoginService:
 
     async def decide(self, request: AuthRequest) -> Principal | None:
         """Run one attempt through veto, providers, authzid rule, observers and metrics."""
+        limiter = self.kernel.ratelimit
+        admitted = limiter.enter(request.remote_ip)
+        try:
+            return await self._decide(request, None if admitted else "too many concurrent authentication attempts")
+        finally:
+            if admitted:
+                limiter.leave(request.remote_ip)
+
+    async def _decide(self, request: AuthRequest, refusal: str | None) -> Principal | None:
         kernel = self.kernel
         principal: Principal | None = None
         result = "failure"
-        refusal = await self.precheck(request) if request.username else None
+        if refusal is None and request.username:
+            refusal = await self.precheck(request)
         if refusal is not None:
             result = "refused"
             log.info("login refused before checking", protocol=request.protocol, user=request.username[:100],

@@ -3,7 +3,8 @@
 Tiers: IP+user 5 failures in 10 min blocks that pair 15 min; IP 50 failures in 30 min blocks the IP
 30 min (refused at connect too); user 10 failures in 60 min is counted for statistics only. After
 ``delay_after`` failures from an IP each failed answer waits ``delay_initial`` doubling up to
-``delay_max``. Clients in ``exempt_networks`` are never counted.
+``delay_max``; at most ``max_concurrent_per_ip`` attempts of one IP are in progress (delays included)
+per worker, more are refused at once. Clients in ``exempt_networks`` are never counted.
 
 The counters live in PostgreSQL (:class:`~sora_kernel.store.auth.AuthStore`), so every worker and node
 sees the same failures. Each process keeps the blocks it has seen in a small in-process cache: a
@@ -47,6 +48,8 @@ SECTION = ConfigSection("auth_rate_limit", (
     Setting("delay_after", "int", 2, "Failures from an IP before failed answers are delayed."),
     Setting("delay_initial", "duration", "1s", "First progressive delay; doubles with each failure."),
     Setting("delay_max", "duration", "30s", "Longest progressive delay."),
+    Setting("max_concurrent_per_ip", "int", 10, "Login attempts in progress (delays included) per IP and "
+            "worker; more are refused at once. 0 = no limit."),
     Setting("exempt_networks", "list", [], "CIDRs never counted nor blocked (monitoring, webmail)."),
     Setting("refresh_interval", "duration", "2s", "How often each worker reloads the blocked IPs."),
     Setting("cache_size", "int", 100000, "Blocks remembered per process (oldest dropped first)."),
@@ -90,6 +93,8 @@ class AuthRateLimiter:
         self.refresh_interval: float = cfg["refresh_interval"]
         self.cache_size: int = max(1, cfg["cache_size"])
         self._blocks: OrderedDict[str, float] = OrderedDict()  # key -> wall-clock end of the block
+        self.max_concurrent: int = cfg["max_concurrent_per_ip"]
+        self._in_progress: dict[str, int] = {}
         registry = kernel.registry
         self.refused_total = Counter(
             "sora_auth_rate_limit_refused_total", "Logins and connections refused as blocked",
@@ -137,6 +142,27 @@ class AuthRateLimiter:
         return self.applies(remote_ip) and self._cached(f"ip:{remote_ip}")
 
     # ------------------------------------------------------------------ login path
+
+    def enter(self, remote_ip: str) -> bool:
+        """Count an attempt in progress; False (refuse it) when the IP already has the maximum."""
+        if not self.applies(remote_ip) or self.max_concurrent <= 0:
+            return True
+        count = self._in_progress.get(remote_ip, 0)
+        if count >= self.max_concurrent:
+            self.refused_total.labels("any", "concurrency").inc()
+            return False
+        self._in_progress[remote_ip] = count + 1
+        return True
+
+    def leave(self, remote_ip: str) -> None:
+        """The attempt :meth:`enter` admitted is over (its delay included)."""
+        if not self.applies(remote_ip) or self.max_concurrent <= 0:
+            return
+        count = self._in_progress.get(remote_ip, 0) - 1
+        if count > 0:
+            self._in_progress[remote_ip] = count
+        else:
+            self._in_progress.pop(remote_ip, None)
 
     async def check(self, protocol: str, username: str, remote_ip: str) -> str | None:
         """A reason to refuse the attempt before checking it (the IP or the pair is blocked), else None."""

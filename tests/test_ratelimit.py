@@ -156,3 +156,35 @@ def test_disabled_by_default_counts_nothing(sora_server: Any) -> None:
         assert srv.call(srv.kernel.authenticate, AuthRequest("test", "ann@example.com", "x", "10.1.1.1")) is None
     assert srv.call(srv.kernel.authenticate, AuthRequest("test", "ann@example.com", "right", "10.1.1.1"))
     assert srv.call(srv.kernel.store.auth.stats) == {}
+
+
+def test_concurrent_attempts_per_ip_are_capped(sora_server: Any) -> None:
+    import anyio
+
+    srv = sora_server(config={"auth_rate_limit": {
+        "enabled": True, "max_concurrent_per_ip": 3, "delay_after": 0, "delay_initial": "300ms",
+        "delay_max": "300ms", "ip_user_max_failures": 1000, "ip_max_failures": 1000}})
+    srv.create_account("ann@example.com", "right")
+
+    async def burst() -> int:
+        results: list[int] = []
+
+        async def attempt(n: int) -> None:
+            request = AuthRequest("imap", f"user{n}@example.com", "wrong", "192.0.2.50")
+            await srv.kernel.login.decide(request)
+            results.append(n)
+
+        async with anyio.create_task_group() as tg:
+            for n in range(8):
+                tg.start_soon(attempt, n)
+        return len(results)
+
+    assert srv.call(burst) == 8
+    refused = srv.kernel.registry.get_sample_value(
+        "sora_auth_rate_limit_refused_total", {"protocol": "any", "tier": "concurrency"})
+    assert refused == 5  # three were checked (and delayed), five refused at once
+    stats = srv.call(srv.kernel.store.auth.stats)
+    assert stats["ip"]["failures"] == 3
+    assert srv.kernel.ratelimit._in_progress == {}
+    # once they are over, the IP may try again (and the right password works)
+    assert srv.call(srv.kernel.login.decide, AuthRequest("imap", "ann@example.com", "right", "192.0.2.50"))
