@@ -94,12 +94,13 @@ class SuiteRuntime(Runtime):
         self.state.duplicates[key] = True
         return seen
 
-    def load_include(self, location: str, name: str) -> Script | None:
+    async def load_include(self, location: str, name: str) -> Script | None:
         folder = "included-global" if location == "global" else "included"
-        path = self.state.base_dir / folder / f"{name}.sieve"
-        if not path.exists():
-            return None
-        return suite_compiler().compile(path.read_text("utf-8", "surrogateescape"))
+        for candidate in (f"{name}.sieve", name):
+            path = self.state.base_dir / folder / candidate
+            if path.is_file():
+                return suite_compiler().compile(path.read_text("utf-8", "surrogateescape"))
+        return None
 
     def config(self, name: str) -> str | None:
         return self.state.config.get(name)
@@ -244,7 +245,8 @@ async def run_script_compile(interp: Interpreter, op: Op) -> bool:
     path = state.base_dir / interp.expand(op.args[0])
     state.errors = []
     try:
-        state.compiled = suite_compiler(state.config).compile(path.read_text("utf-8", "surrogateescape"))
+        state.compiled = suite_compiler(state.config, state.base_dir).compile(
+            path.read_text("utf-8", "surrogateescape"))
     except SieveCompileError as exc:
         state.compiled = None
         # Pigeonhole reports every error and warning in line order, then one "compilation failed" line
@@ -471,7 +473,7 @@ def debug_extension() -> Extension:
 _suite_registry = None
 
 
-def suite_compiler(options: dict[str, str] | None = None) -> Compiler:
+def suite_compiler(options: dict[str, str] | None = None, base_dir: Path | None = None) -> Compiler:
     """The product registry plus the testsuite extension; only listed capabilities may be required."""
     global _suite_registry
     if _suite_registry is None:
@@ -480,7 +482,16 @@ def suite_compiler(options: dict[str, str] | None = None) -> Compiler:
         registry.add(debug_extension())
         _suite_registry = registry
     allowed = {*api.capabilities(), TESTSUITE, "vnd.dovecot.debug", "comparator-i;octet", "comparator-i;ascii-casemap"}
-    return Compiler(_suite_registry, allowed=allowed, options=options)
+    loader = None
+    if base_dir is not None:
+        def loader(location: str, name: str) -> str | None:
+            folder = "included-global" if location == "global" else "included"
+            for candidate in (f"{name}.sieve", name):
+                path = base_dir / folder / candidate
+                if path.is_file():
+                    return path.read_text("utf-8", "surrogateescape")
+            return None
+    return Compiler(_suite_registry, allowed=allowed, options=options, loader=loader)
 
 
 def suite_limits(state: SuiteState, base: Limits | None = None) -> Limits:

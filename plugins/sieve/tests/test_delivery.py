@@ -218,3 +218,12 @@ def test_environment_items(env: Any) -> None:
                            ' { fileinto "Seen"; }')
     assert send(srv, message("a")) == {}
     assert len(rows(srv, account, "Seen")) == 1
+
+
+def test_include_personal_script_from_the_store(env: Any) -> None:
+    srv, account, _ = env
+    srv.call(srv.store.create_mailbox, account.id, "Common")
+    srv.call(srv.store.sieve.put_script, account.id, "common", 'require "fileinto"; fileinto "Common";')
+    activate(srv, account, 'require "include"; include :personal "common"; include :optional "missing";')
+    assert send(srv, message("a")) == {}
+    assert len(rows(srv, account, "Common")) == 1 and rows(srv, account, "INBOX") == []

@@ -58,7 +58,7 @@ def test_regex_input_limit() -> None:
 class Includes(Runtime):
     """Every included script includes the next one."""
 
-    def load_include(self, location: str, name: str) -> Script | None:
+    async def load_include(self, location: str, name: str) -> Script | None:
         depth = int(name[1:])
         return Compiler(registry()).compile(f'require "include"; include "d{depth + 1}";')
 

@@ -55,6 +55,10 @@ CAPABILITIES: tuple[str, ...] = (
     "special-use",
     "mailboxid",
     "environment",
+    "mime",
+    "foreverypart",
+    "extracttext",
+    "include",
 )
 """Extensions the engine fully supports (their conformance tests pass); ManageSieve's SIEVE list."""
 

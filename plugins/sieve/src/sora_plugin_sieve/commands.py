@@ -12,7 +12,7 @@ from typing import Any
 
 from .compiler import CompileState, Extension, Op, Spec, TagSpec
 from .grammar import SieveCompileError
-from .interpreter import Action, BreakLoop, Interpreter, ReturnScript, SieveRuntimeError, StopScript, split_flags
+from .interpreter import Action, Interpreter, ReturnScript, SieveRuntimeError, StopScript, split_flags
 from .matching import COMPARATORS, RELATIONS, MatchError, posix_regex
 from .message import parse_addresses
 
@@ -537,6 +537,7 @@ def check_variable_name(name: str, op: Op, state: CompileState | None = None) ->
 def check_set(op: Op, state: CompileState) -> None:
     """``set`` compile checks."""
     check_variable_name(op.args[0], op, state)
+    state.data.setdefault("set_names", set()).add(op.args[0].lower())
     if "quoteregex" in op.tags and "regex" not in state.required:
         raise SieveCompileError(':quoteregex needs require "regex"', op.line, op.column)
     if "encodeurl" in op.tags and "enotify" not in state.required:
@@ -775,7 +776,7 @@ async def run_include(interp: Interpreter, op: Op) -> None:
     interp.include_count += 1
     if interp.include_count > interp.limits.max_includes:
         raise SieveRuntimeError("include: too many includes", op.line)
-    script = interp.runtime.load_include(location, name)
+    script = await interp.runtime.load_include(location, name)
     if script is None:
         if op.tags.get("optional"):
             return
@@ -811,17 +812,31 @@ def check_global(op: Op, state: CompileState) -> None:
     """Global needs variables; names are plain identifiers."""
     if "variables" not in state.required:
         raise SieveCompileError('global needs require "variables"', op.line, op.column)
+    globals_ = state.data.setdefault("global_names", set())
     for name in op.args[0]:
         check_variable_name(name, op)
+        if name.lower() in state.data.get("set_names", set()) and name.lower() not in globals_:
+            raise SieveCompileError(f'global: variable "{name}" is already used as a local variable',
+                                    op.line, op.column)
+        globals_.add(name.lower())
+
+
+def valid_script_name(name: str) -> bool:
+    """RFC 5804 §1.6: no control characters, no slash, not empty, at most 1024 characters."""
+    if not name or len(name) > 1024 or "/" in name:
+        return False
+    return not any(ord(ch) < 0x20 or 0x7F <= ord(ch) <= 0x9F or ch in "\u2028\u2029" for ch in name)
 
 
 def check_include(op: Op, state: CompileState) -> None:
-    """Script names have no slash and are not empty."""
+    """A valid script name; with a loader, the included script is compiled now."""
     name = op.args[0]
-    if not name or "/" in name:
+    if not valid_script_name(name):
         raise SieveCompileError(f'include: invalid script name "{name}"', op.line, op.column)
-    if "personal" in op.tags and "global" in op.tags:
-        raise SieveCompileError("include: :personal and :global together", op.line, op.column)
+    compiler = state.data.get("compiler")
+    if compiler is not None and not ("variables" in state.required and "${" in name):
+        location = "global" if "global" in op.tags else "personal"
+        compiler.include(location, name, bool(op.tags.get("optional")), op.line, op.column, state)
 
 
 # -- duplicate (RFC 7352) ---------------------------------------------------------------------------
@@ -857,14 +872,6 @@ def check_duplicate(op: Op, state: CompileState) -> None:
         raise SieveCompileError("duplicate: empty :header", op.line, op.column)
 
 
-# -- break (foreverypart) ----------------------------------------------------------------------------
-
-
-async def run_break(interp: Interpreter, op: Op) -> None:
-    """``break [:name n]``."""
-    raise BreakLoop(op.tags.get("name", ""))
-
-
 # -- extension table ---------------------------------------------------------------------------------
 
 MATCH_TEST_TAGS = tags(COMPARATOR, MATCH)
@@ -891,7 +898,8 @@ def core() -> Extension:
         Spec("header", "test", None, run_header, ("list", "list"), tags=tags(COMPARATOR, MATCH, INDEX, MIME_OPTS),
              check=check_header),
         Spec("address", "test", None, run_address, ("list", "list"),
-             tags=tags(COMPARATOR, MATCH, ADDRESS_PART, INDEX, MIME_OPTS), check=check_address),
+             tags=tags(COMPARATOR, MATCH, ADDRESS_PART, INDEX,
+                       {k: v for k, v in MIME_OPTS.items() if k in ("mime", "anychild")}), check=check_address),
         Spec("exists", "test", None, run_exists, ("list",),
              tags=tags({"mime": TagSpec("mime", None, "mime"), "anychild": TagSpec("anychild", None, "mime")}),
              check=check_exists),
@@ -900,7 +908,7 @@ def core() -> Extension:
 
 def builtin_extensions() -> list[Extension]:
     """Every extension this engine knows."""
-    from . import dates, editheader, spamtest
+    from . import dates, editheader, mime, spamtest
 
     fileinto_tags = {
         "copy": TagSpec("copy", None, "copy"), "flags": TagSpec("flags", "list", "imap4flags"),
@@ -939,6 +947,7 @@ def builtin_extensions() -> list[Extension]:
         dates.extension(),
         *spamtest.extensions(),
         editheader.extension(),
+        *mime.extensions(),
         Extension("duplicate", (Spec("duplicate", "test", "duplicate", run_duplicate, (), {
             "handle": TagSpec("handle", "string"), "header": TagSpec("id", "string"),
             "uniqueid": TagSpec("id", "string"), "seconds": TagSpec("seconds", "number"),
@@ -973,12 +982,3 @@ def builtin_extensions() -> list[Extension]:
         )),
     ]
 
-
-def check_break(op: Op, state: CompileState) -> None:
-    """break only inside foreverypart (with that name)."""
-    parents = op.data.get("parents", ())
-    if "foreverypart" not in parents:
-        raise SieveCompileError("break outside foreverypart", op.line, op.column)
-
-
-UNUSED = (run_break, check_break)

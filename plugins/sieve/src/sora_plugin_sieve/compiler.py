@@ -55,6 +55,7 @@ class Extension:
     specs: tuple[Spec, ...] = ()
     implies: tuple[str, ...] = ()
     listed: bool = True
+    needs: tuple[str, ...] = ()
 
 
 class ExtensionRegistry:
@@ -213,10 +214,16 @@ class Compiler:
     """Checks a parsed script against the registry and builds :class:`Op` trees."""
 
     def __init__(self, registry: ExtensionRegistry, *, allowed: set[str] | None = None,
-                 options: dict[str, str] | None = None) -> None:
+                 options: dict[str, str] | None = None,
+                 loader: Callable[[str, str], str | None] | None = None) -> None:
         self.registry = registry
         self.allowed = allowed
         self.options = options or {}
+        self.loader = loader
+        """``loader(location, name)`` gives an included script's source (None: missing); with it,
+        ``include`` is resolved at compile time like Pigeonhole (missing, circular, limits)."""
+        self.include_stack: list[tuple[str, str]] = []
+        self.include_count = [0]
 
     def compile(self, source: str) -> Script:
         """Parse and check ``source``; raises :class:`SieveCompileError`."""
@@ -226,7 +233,13 @@ class Compiler:
             exc.errors = [exc]  # type: ignore[attr-defined]
             raise
         state = CompileState(self.registry, allowed=self.allowed, options=dict(self.options))
+        state.data["compiler"] = self
         commands = self._block(nodes, state, top=True, parents=())
+        for name in sorted(state.required):
+            extension = self.registry.extensions.get(name)
+            for needed in extension.needs if extension is not None else ():
+                if needed not in state.required:
+                    state.error(f'extension "{name}" cannot be used without "{needed}"', 1, 1)
         if state.errors:
             first = state.errors[0]
             error = SieveCompileError(first.message, first.line, first.column)
@@ -311,6 +324,38 @@ class Compiler:
         finally:
             state.required.clear()
             state.required.update(saved)
+
+    def include(self, location: str, name: str, optional: bool, line: int, column: int,
+                state: CompileState) -> None:
+        """Compile an included script now (with a loader): its errors and one of ours on failure."""
+        if self.loader is None:
+            return
+        key = (location, name.removesuffix(".sieve"))
+        if key in self.include_stack:
+            state.error(f'include: circular include of script "{name}"', line, column)
+            return
+        depth = int(self.options.get("sieve_include_max_nesting_depth", "10"))
+        if len(self.include_stack) >= depth:
+            state.error(f"include: nesting depth exceeds the limit {depth}", line, column)
+            return
+        limit = int(self.options.get("sieve_include_max_includes", "255"))
+        self.include_count[0] += 1
+        if self.include_count[0] > limit:
+            state.error(f"include: the number of included scripts exceeds the limit {limit}", line, column)
+            return
+        source = self.loader(location, name)
+        if source is None:
+            if not optional:
+                state.error(f'include: script "{name}" does not exist', line, column)
+            return
+        nested = Compiler(self.registry, allowed=self.allowed, options=self.options, loader=self.loader)
+        nested.include_stack = [*self.include_stack, key]
+        nested.include_count = self.include_count
+        try:
+            nested.compile(source)
+        except SieveCompileError as exc:
+            state.errors.extend(getattr(exc, "errors", [exc]))
+            state.error(f'include: failed to compile included script "{name}"', line, column)
 
     def _node(self, node: Node, kind: str, state: CompileState, parents: tuple[str, ...]) -> Op:
         if state.required & {"encoded-character"}:
@@ -423,7 +468,12 @@ class Compiler:
             if spec.block == "none" and node.block is not None:
                 state.error(f'{node.name} takes no block', node.line, node.column)
             if node.block is not None:
-                block = self._guarded_block(node, state, parents)
+                names = state.data.setdefault("loop_names", [])
+                names.append(tags.get("name", ""))  # foreverypart :name, for break :name
+                try:
+                    block = self._guarded_block(node, state, parents)
+                finally:
+                    names.pop()
         op = Op(spec, node.name, node.line, node.column, tags, values, tests, block)
         op.data["parents"] = parents
         if spec.check is not None and len(state.errors) == before:

@@ -69,11 +69,16 @@ class StoreRuntime(Runtime):
                                                          seconds)
         return not due
 
-    def load_include(self, location: str, name: str) -> Script | None:
-        if location != "global" or not self.settings.global_dir:
+    async def load_include(self, location: str, name: str) -> Script | None:
+        if "/" in name:
+            return None
+        if location == "personal":
+            row = await self.kernel.store.sieve.get_script(self.account_id, name)
+            return None if row is None else compile_script(row.script)
+        if not self.settings.global_dir:
             return None
         path = Path(self.settings.global_dir) / f"{name}.sieve"
-        if "/" in name or not path.is_file():
+        if not path.is_file():
             return None
         return Compiler(_registry()).compile(path.read_text("utf-8"))
 

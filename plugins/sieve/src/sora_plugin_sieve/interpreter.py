@@ -113,7 +113,7 @@ class Runtime:
         """RFC 7352: whether ``value`` was seen within ``seconds`` (and record it)."""
         return False
 
-    def load_include(self, location: str, name: str) -> Script | None:
+    async def load_include(self, location: str, name: str) -> Script | None:
         """The compiled script ``name`` from ``personal`` or ``global``, or None when missing."""
         return None
 
@@ -381,7 +381,9 @@ class Interpreter:
             elif "contenttype" in op.tags:
                 out.append(ctype)
             elif "param" in op.tags:
-                params = {k.lower(): v for k, v in (msg.get_params() or [])[1:]}
+                from email.utils import collapse_rfc2231_value
+
+                params = {k.lower(): collapse_rfc2231_value(v) for k, v in (msg.get_params() or [])[1:]}
                 for name in self.expand_list(op.tags["param"]):
                     if name.lower() in params:
                         out.append(str(params[name.lower()]))
