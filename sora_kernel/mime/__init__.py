@@ -38,6 +38,7 @@ __all__ = [
     "iter_part_numbers",
     "normalize_crlf",
     "parse_message",
+    "preview_text",
 ]
 
 _log = logging.getLogger(__name__)
@@ -214,6 +215,16 @@ def binary_to_base64(raw: bytes) -> bytes:
         out += raw[pos:start] + data
         pos = end
     return bytes(out + raw[pos:])
+
+
+PREVIEW_LENGTH = 256
+
+
+def preview_text(raw: bytes) -> str:
+    """The PREVIEW of a message (RFC 8970 section 3): its decoded text (HTML tags dropped), white
+    space collapsed, at most 256 characters; "" when it has no text."""
+    text = " ".join(parse_message(raw).body_text[: PREVIEW_LENGTH * 8].split())
+    return text[:PREVIEW_LENGTH].rstrip()
 
 
 @lru_cache(maxsize=2)

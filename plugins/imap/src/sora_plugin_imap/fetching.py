@@ -90,6 +90,10 @@ def _threadid(row: FetchRow, _raw: bytes, _mailbox: SelectedMailbox) -> bytes:
     return b"THREADID NIL"  # RFC 8474 5.2: NIL when the server assigns no thread ids
 
 
+def _preview(row: FetchRow, raw: bytes, _mailbox: SelectedMailbox) -> bytes:
+    return b"PREVIEW " + mime.imap_quote(mime.preview_text(raw))
+
+
 def _envelope(row: FetchRow, _raw: bytes, _mailbox: SelectedMailbox) -> bytes:
     return b"ENVELOPE " + row.envelope
 
@@ -197,6 +201,7 @@ _SIMPLE: dict[type, Encoder] = {
     f.SaveDate: _savedate,
     f.EmailId: _emailid,
     f.ThreadId: _threadid,
+    f.Preview: _preview,
     f.Envelope: _envelope,
     f.BodyStructure: _bodystructure,
     f.Body: _body,
@@ -206,7 +211,7 @@ _SIMPLE: dict[type, Encoder] = {
     f.Rfc822Text: _rfc822_text,
 }
 _STRUCTURE = (f.Envelope, f.BodyStructure, f.Body)
-_RAW = (f.Rfc822, f.Rfc822Header, f.Rfc822Text, f.BodySection, f.Binary, f.BinarySize)
+_RAW = (f.Rfc822, f.Rfc822Header, f.Rfc822Text, f.BodySection, f.Binary, f.BinarySize, f.Preview)
 
 
 @dataclass

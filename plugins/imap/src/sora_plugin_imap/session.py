@@ -194,7 +194,7 @@ class Session(LineSession):
                 "CREATE-SPECIAL-USE", "LIST-EXTENDED", "LIST-STATUS", "ESEARCH", "BINARY", "CONDSTORE", "QUOTA",
                 "QUOTA=RES-STORAGE", "QUOTA=RES-MESSAGE", "STATUS=SIZE", "SAVEDATE", "WITHIN",
                 "SORT", "SORT=DISPLAY", "ESORT", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES", "THREAD=REFS",
-                "QRESYNC", "SEARCHRES", "UNAUTHENTICATE", "OBJECTID",
+                "QRESYNC", "SEARCHRES", "UNAUTHENTICATE", "OBJECTID", "PREVIEW",
                 f"APPENDLIMIT={self.settings.append_limit}",
             ))
             caps.extend(self.server.extra_capabilities)

@@ -109,6 +109,16 @@ class ThreadId(FetchAtt):
 
 
 @dataclass(frozen=True, slots=True)
+class Preview(FetchAtt):
+    """PREVIEW [(LAZY)] (RFC 8970); the answer is the same either way (always computed)."""
+
+    @property
+    def response_name(self) -> bytes:
+        """``PREVIEW``."""
+        return b"PREVIEW"
+
+
+@dataclass(frozen=True, slots=True)
 class Rfc822Size(FetchAtt):
     """RFC822.SIZE."""
 
@@ -264,6 +274,7 @@ _SIMPLE: dict[str, FetchAtt] = {
     "SAVEDATE": SaveDate(),
     "EMAILID": EmailId(),
     "THREADID": ThreadId(),
+    "PREVIEW": Preview(),
 }
 
 _NAME_RE = re.compile(rb"[A-Za-z0-9.]+")
@@ -367,6 +378,8 @@ def parse_fetch_att(reader: Reader) -> FetchAtt:
         if name == "BINARY.SIZE":
             return BinarySize(part)
         return Binary(part, _partial(reader), peek=name == "BINARY.PEEK")
+    if name == "PREVIEW" and reader.data[reader.pos : reader.pos + 7].upper() == b" (LAZY)":
+        reader.pos += 7
     att = _SIMPLE.get(name)
     if att is None or has_section:
         raise ParseError("Invalid fetch attribute")
