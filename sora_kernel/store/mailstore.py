@@ -10,7 +10,7 @@ makes the change (no extra round trip); :mod:`sora_kernel.events` describes the 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
@@ -73,11 +73,33 @@ SORT_COLUMNS: dict[str, str] = {
 }
 
 
-def _notify_sql(kind: ChangeKind, account: str, mailbox: str, modseq: str) -> str:
-    """The ``pg_notify`` of one change over SQL expressions for its numbers, to call in the statement
-    that makes the change; its payload is ``kind:account:mailbox:modseq`` (see :mod:`sora_kernel.events`)."""
-    return (f"pg_notify('{NOTIFY_CHANNEL}', '{kind.value}:' || ({account})::text || ':' || ({mailbox})::text"
+def _payload_sql(kind: ChangeKind, account: str, mailbox: str, modseq: str) -> str:
+    """The change-event payload ``kind:account:mailbox:modseq`` (see :mod:`sora_kernel.events`) over
+    SQL expressions for its numbers."""
+    return (f"('{kind.value}:' || ({account})::text || ':' || ({mailbox})::text"
             f" || ':' || ({modseq})::text)")
+
+
+def _notify_sql(kind: ChangeKind, account: str, mailbox: str, modseq: str) -> str:
+    """The ``pg_notify`` of one change, to call in the statement that makes the change.
+
+    Only for rare changes: a transaction that notifies holds PostgreSQL's notification-queue lock
+    through its commit, WAL flush included, so such commits run one at a time server-wide. The
+    message paths (append, copy, flags, expunge) return :func:`_payload_sql` and announce after
+    the commit with :func:`_announce` instead.
+    """
+    return f"pg_notify('{NOTIFY_CHANNEL}', {_payload_sql(kind, account, mailbox, modseq)})"
+
+
+async def _announce(conn: asyncpg.Connection, payloads: Iterable[str | None]) -> None:
+    """Send change events after their transaction committed (in a statement of their own, which
+    writes no WAL and so holds the notification lock only for an instant). A crash between the
+    commit and this call loses the push, never data: sessions also sync on their next command."""
+    unique = list(dict.fromkeys(p for p in payloads if p))
+    if len(unique) == 1:
+        await conn.execute(f"SELECT pg_notify('{NOTIFY_CHANNEL}', $1)", unique[0])
+    elif unique:
+        await conn.execute(f"SELECT pg_notify('{NOTIFY_CHANNEL}', p) FROM unnest($1::text[]) AS p", unique)
 
 
 # a missing parent of a mailbox being created or renamed into, announced like the mailbox itself
@@ -656,9 +678,11 @@ class MailStore:
     async def _move_all(self, conn: asyncpg.Connection, account_id: int, source_id: int, target_id: int) -> None:
         rows = await conn.fetch(
             "SELECT uid FROM messages WHERE mailbox_id = $1 AND expunged_at IS NULL ORDER BY uid", source_id)
-        if rows:
-            await self._copy(conn, account_id, source_id, [(rows[0]["uid"], rows[-1]["uid"])], target_id)
-            await self._expunge(conn, account_id, source_id, None, only_deleted=False)
+        if rows:  # rare (renaming INBOX): notified inside the caller's transaction
+            announce: list[str] = []
+            await self._copy(conn, account_id, source_id, [(rows[0]["uid"], rows[-1]["uid"])], target_id, announce)
+            await self._expunge(conn, account_id, source_id, None, only_deleted=False, announce=announce)
+            await _announce(conn, announce)
 
     async def subscribe(self, account_id: int, name: str) -> None:
         """Subscribe to a name (the mailbox need not exist)."""
@@ -727,6 +751,7 @@ class MailStore:
                     _text(parsed.display_from), _text(parsed.display_to), _text(parsed.references),
                 )
                 if row is not None:
+                    await _announce(conn, (row["notify"],))
                     return AppendResult(mailbox_id, row["uid"], row["uidvalidity"], row["modseq"],
                                         content_hash)
                 return await self._append_refused(conn, account_id, mailbox_id, parsed.size,
@@ -878,13 +903,14 @@ class MailStore:
                  WHERE {unchanged} IS NOT NULL AND m.mailbox_id = $1 AND m.expunged_at IS NULL
                    AND {where} AND m.modseq > {unchanged})
             SELECT 'c' AS kind, uid, modseq, flags, keywords,
-                   {_notify_sql(ChangeKind.MESSAGE_FLAGS, "$2", "$1", "modseq")}
+                   {_payload_sql(ChangeKind.MESSAGE_FLAGS, "$2", "$1", "modseq")} AS notify
               FROM upd
             UNION ALL
             SELECT 'r', uid, 0, 0, '{{}}'::text[], NULL FROM refused
         """
         async with self._write() as conn:
             rows = await conn.fetch(sql, *params)
+            await _announce(conn, (r["notify"] for r in rows))
             if rows is not None and not any(r["kind"] == "c" for r in rows):
                 exists = await conn.fetchval(
                     "SELECT 1 FROM mailboxes WHERE id = $1 AND account_id = $2 AND deleted_at IS NULL",
@@ -901,22 +927,31 @@ class MailStore:
         self, account_id: int, source_id: int, ranges: UidRanges, target_id: int,
     ) -> tuple[int, list[tuple[int, int]]]:
         """Copy messages; returns the target UIDVALIDITY and (source uid, new uid) pairs."""
-        async with self._write() as conn, conn.transaction():
-            return await self._copy(conn, account_id, source_id, ranges, target_id)
+        announce: list[str] = []
+        async with self._write() as conn:
+            async with conn.transaction():
+                result = await self._copy(conn, account_id, source_id, ranges, target_id, announce)
+            await _announce(conn, announce)
+        return result
 
     async def move(
         self, account_id: int, source_id: int, ranges: UidRanges, target_id: int,
     ) -> tuple[int, list[tuple[int, int]]]:
         """Copy then expunge the originals, atomically."""
-        async with self._write() as conn, conn.transaction():
-            uidvalidity, pairs = await self._copy(conn, account_id, source_id, ranges, target_id)
-            if pairs:
-                uids = [src for src, _ in pairs]
-                await self._expunge(conn, account_id, source_id, [(u, u) for u in uids], only_deleted=False)
-            return uidvalidity, pairs
+        announce: list[str] = []
+        async with self._write() as conn:
+            async with conn.transaction():
+                uidvalidity, pairs = await self._copy(conn, account_id, source_id, ranges, target_id, announce)
+                if pairs:
+                    uids = [src for src, _ in pairs]
+                    await self._expunge(conn, account_id, source_id, [(u, u) for u in uids],
+                                        only_deleted=False, announce=announce)
+            await _announce(conn, announce)
+        return uidvalidity, pairs
 
     async def _copy(
         self, conn: asyncpg.Connection, account_id: int, source_id: int, ranges: UidRanges, target_id: int,
+        announce: list[str],
     ) -> tuple[int, list[tuple[int, int]]]:
         params: list[Any] = [source_id, target_id, account_id]
         where = _ranges_sql(ranges, params)
@@ -940,12 +975,13 @@ class MailStore:
                   FROM src, mb RETURNING uid)
             SELECT src.uid AS src_uid, mb.first_uid + src.rn - 1 AS dst_uid, mb.uidvalidity,
                    mb.highest_modseq,
-                   {_notify_sql(ChangeKind.MESSAGE_NEW, "$3", "$2", "mb.highest_modseq")}
+                   {_payload_sql(ChangeKind.MESSAGE_NEW, "$3", "$2", "mb.highest_modseq")} AS notify
               FROM src, mb ORDER BY src.uid
             """,
             *params,
         )
         if rows:
+            announce.append(rows[0]["notify"])
             return rows[0]["uidvalidity"], [(r["src_uid"], r["dst_uid"]) for r in rows]
         target = await conn.fetchval(
             "SELECT uidvalidity FROM mailboxes WHERE id = $1 AND account_id = $2 AND deleted_at IS NULL",
@@ -962,12 +998,16 @@ class MailStore:
         ``only_deleted=False`` expunges every message in the ranges (POP3 DELE, MOVE).
         Returns the expunged UIDs in order.
         """
+        announce: list[str] = []
         async with self._write() as conn:
-            return await self._expunge(conn, account_id, mailbox_id, ranges, only_deleted=only_deleted)
+            uids = await self._expunge(conn, account_id, mailbox_id, ranges, only_deleted=only_deleted,
+                                       announce=announce)
+            await _announce(conn, announce)
+        return uids
 
     async def _expunge(
         self, conn: asyncpg.Connection, account_id: int, mailbox_id: int, ranges: UidRanges | None,
-        *, only_deleted: bool,
+        *, only_deleted: bool, announce: list[str],
     ) -> list[int]:
         params: list[Any] = [mailbox_id, account_id, DELETED if only_deleted else 0]
         where = _ranges_sql(ranges, params) if ranges is not None else "true"
@@ -983,11 +1023,13 @@ class MailStore:
             upd AS (
                 UPDATE messages m SET expunged_at = now(), modseq = mb.highest_modseq
                   FROM mb, target WHERE m.id = target.id RETURNING m.uid, m.modseq)
-            SELECT uid, {_notify_sql(ChangeKind.MESSAGE_EXPUNGE, "$2", "$1", "modseq")}
+            SELECT uid, {_payload_sql(ChangeKind.MESSAGE_EXPUNGE, "$2", "$1", "modseq")} AS notify
               FROM upd ORDER BY uid
             """,
             *params,
         )
+        if rows:
+            announce.append(rows[0]["notify"])
         return [r["uid"] for r in rows]
 
     async def vanished(self, mailbox_id: int, modseq: int, ranges: UidRanges | None = None) -> tuple[list[int], bool]:
@@ -1235,7 +1277,7 @@ m AS (
     SELECT $2, $1, mb.uid, mb.modseq, $3, $4, $5, $6, $7, $8, $23 FROM mb
     RETURNING uid, modseq)
 SELECT m.uid, m.modseq, mb.uidvalidity,
-       {_notify_sql(ChangeKind.MESSAGE_NEW, "$2", "$1", "m.modseq")}
+       {_payload_sql(ChangeKind.MESSAGE_NEW, "$2", "$1", "m.modseq")} AS notify
   FROM m, mb
 """
 
