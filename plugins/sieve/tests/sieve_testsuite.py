@@ -277,12 +277,13 @@ async def run_script_run(interp: Interpreter, op: Op) -> bool:
     inner.redirects = sum(1 for a in inner.actions if a.kind == "redirect")
     state.errors = []
     try:
-        actions = await inner.run()
+        await inner.run()
     except SieveRuntimeError as exc:
         state.errors = [exc.message]
         return False
-    interp.actions = actions
-    interp.implicit_keep = False
+    # the result holds the explicit actions; the implicit keep is added when it is executed
+    interp.actions = inner.actions
+    interp.implicit_keep = inner.implicit_keep
     state.errors = list(inner.warnings)
     return True
 
@@ -338,6 +339,7 @@ async def execute_actions(state: SuiteState, interp: Interpreter, actions: list[
                         parse_path(raw.original_recipient) or "", raw.auth)
     user = state.config.get("sieve_user_email") or envelope.recipient or USER
     state.errors = []
+    notified: set[str] = set()
     for action in actions:
         if action.kind in ("keep", "fileinto"):
             folder = _folder_key(action.mailbox or "INBOX")
@@ -385,9 +387,15 @@ async def execute_actions(state: SuiteState, interp: Interpreter, actions: list[
             if out is not None:
                 state.smtp.append(out)
         elif action.kind == "notify":
-            out = action.options.get("outgoing")
-            if isinstance(out, Outgoing):
-                state.smtp.append(out)
+            from sora_plugin_sieve.enotify import notify_messages
+
+            setting = state.config.get("sieve_notify_mailto_envelope_from", "").strip()
+            default_from = action.options.get("from") or "postmaster@example.com"
+            if setting:
+                default_from = redirect_sender(setting, envelope, state.config.get("sieve_user_email", ""))
+            for sender, rcpt, data in notify_messages(message, envelope, action, user, "example.com",
+                                                      envelope_from=str(default_from), seen=notified):
+                state.smtp.append(Outgoing(sender, (rcpt,), data, "notify"))
     return True
 
 

@@ -586,6 +586,10 @@ async def run_set(interp: Interpreter, op: Op) -> None:
         cut = value.encode("utf-8", "surrogateescape")[:limit].decode("utf-8", "ignore")
         trailing = len(cut) - len(cut.rstrip("\\"))
         value = cut[:-1] if trailing % 2 else cut
+    elif "encodeurl" in op.tags and len(value) > limit:
+        cut = value[:limit]  # all ASCII after encoding; never cut a %XX escape
+        percent = cut.rfind("%", len(cut) - 2)
+        value = cut[:percent] if percent >= 0 else cut
     interp.set_variable(op.args[0], value)
 
 
@@ -908,7 +912,7 @@ def core() -> Extension:
 
 def builtin_extensions() -> list[Extension]:
     """Every extension this engine knows."""
-    from . import dates, editheader, mime, spamtest
+    from . import dates, editheader, enotify, mime, spamtest
 
     fileinto_tags = {
         "copy": TagSpec("copy", None, "copy"), "flags": TagSpec("flags", "list", "imap4flags"),
@@ -948,6 +952,7 @@ def builtin_extensions() -> list[Extension]:
         *spamtest.extensions(),
         editheader.extension(),
         *mime.extensions(),
+        enotify.extension(),
         Extension("duplicate", (Spec("duplicate", "test", "duplicate", run_duplicate, (), {
             "handle": TagSpec("handle", "string"), "header": TagSpec("id", "string"),
             "uniqueid": TagSpec("id", "string"), "seconds": TagSpec("seconds", "number"),

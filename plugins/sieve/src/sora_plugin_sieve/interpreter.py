@@ -469,7 +469,7 @@ def _same_target(a: Action, b: Action) -> bool:
     if a.kind == b.kind == "discard":
         return True
     if a.kind == b.kind == "notify":
-        return a.address == b.address and a.reason == b.reason
+        return a.address == b.address and a.reason == b.reason and a.options == b.options
     return False
 
 
