@@ -168,7 +168,7 @@ class UploadStore:
         """Bytes waiting in ``node``'s spool (the staging limit compares against it)."""
         async with self.db.write.acquire() as conn:
             value = await conn.fetchval(
-                "SELECT coalesce(sum(size), 0) FROM s3_blobs WHERE node = $1 AND state <> 'uploaded'", node)
+                "SELECT coalesce(sum(size), 0) FROM s3_blobs WHERE node = $1 AND state = 'pending'", node)
         return int(value)
 
     async def status(self, failures: int = 20) -> UploadStatus:

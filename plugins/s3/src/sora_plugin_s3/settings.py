@@ -52,6 +52,8 @@ class S3Settings(SectionSettings):
     upload_concurrency: int = setting("int", 8, "Uploads in flight per worker process.", minimum=1)
     upload_interval: float = setting("duration", "10s", "Worker wake-up when no delivery woke it earlier.",
                                      minimum=0.05)
+    upload_delay: float = setting("duration", "50ms", "Pause after a wake-up so deliveries arriving together "
+                                  "are uploaded as one batch.", minimum=0.0)
     upload_lease: float = setting("duration", "5m", "How long a leased upload stays with its worker.", minimum=1.0)
     retry_min: float = setting("duration", "1s", "First retry delay of a failed upload (doubling).", minimum=0.01)
     retry_max: float = setting("duration", "5m", "Longest retry delay.", minimum=0.01)

@@ -41,7 +41,8 @@ class Uploader:
         return float(min(self.settings.retry_min * 2 ** max(failures - 1, 0), self.settings.retry_max))
 
     async def run(self, *, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
-        """Upload until cancelled; wakes on a delivery or every ``upload_interval``."""
+        """Upload until cancelled; wakes on a delivery or every ``upload_interval``, then waits
+        ``upload_delay`` so deliveries arriving together are leased in one statement."""
         task_status.started()
         while True:
             done = 0
@@ -52,14 +53,17 @@ class Uploader:
                 log.exception("upload round failed")
             if done < self.settings.upload_batch:
                 await self.store.wait_for_work(self.settings.upload_interval)
+                await anyio.sleep(self.settings.upload_delay)
 
-    async def housekeeping(self) -> None:
-        """Heartbeat when due and refresh the staged-bytes figure the staging limit uses."""
-        uploads = self.store.uploads
+    async def housekeeping(self, *, force: bool = False) -> None:
+        """Every ``heartbeat_interval``: say this node is alive and re-read its staged bytes (the
+        staging limit's figure; between reads it is kept up to date in memory)."""
         now = time.monotonic()
-        if now - self._last_heartbeat >= self.settings.heartbeat_interval:
-            await uploads.heartbeat(self.store.node)
-            self._last_heartbeat = now
+        if not force and now - self._last_heartbeat < self.settings.heartbeat_interval:
+            return
+        uploads = self.store.uploads
+        await uploads.heartbeat(self.store.node)
+        self._last_heartbeat = now
         self.store.staged_bytes = await uploads.pending_bytes(self.store.node)
         self.store.metrics.staged.set(self.store.staged_bytes)
 
@@ -129,6 +133,8 @@ class Uploader:
             return
         self.outage = 0
         await uploads.complete(row.account_id, row.content_hash)
+        store.staged_bytes = max(store.staged_bytes - row.size, 0)
+        store.metrics.staged.set(store.staged_bytes)
         self.store.metrics.uploads.labels("uploaded").inc()
         self.store.metrics.upload_bytes.inc(len(data))
         await anyio.to_thread.run_sync(self._retire, row, path)
@@ -160,7 +166,7 @@ class Uploader:
         """Run rounds until nothing of this node is due (tests, ``sora uploads flush``); returns rows leased."""
         total = 0
         with anyio.fail_after(timeout):
-            await self.housekeeping()
+            await self.housekeeping(force=True)
             while (done := await self.round()) > 0:
                 total += done
         return total
