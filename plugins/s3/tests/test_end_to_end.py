@@ -108,3 +108,31 @@ def test_the_staging_limit_turns_deliveries_into_temporary_failures(
     typ, bodies = _fetch_all(server)
     assert typ == "OK" and _same(bodies, accepted)
     assert [code for code, _ in _deliver(server, raws[len(accepted):])] == [250] * (6 - len(accepted))
+
+
+def test_pop3_retr_of_a_body_only_in_s3_while_it_is_down_is_a_temporary_error(
+        s3_server: Callable[..., SoraTestServer], moto_s3: MotoS3) -> None:
+    import poplib
+
+    server = s3_server(plugins=("s3", "lmtp", "pop3"))
+    raws = [message("p1"), message("p2")]
+    assert [code for code, _ in _deliver(server, raws)] == [250, 250]
+    uploaded_all(server)
+    server.kernel.blobs.cache.purge()
+    moto_s3.stop()
+    pop = poplib.POP3("127.0.0.1", server.port("pop3"), timeout=10)
+    try:
+        pop.user(ADDRESS)
+        pop.pass_(PASSWORD)
+        try:
+            pop.retr(1)
+            raise AssertionError("RETR succeeded with S3 down and nothing cached")
+        except poplib.error_proto as exc:
+            assert exc.args[0].startswith(b"-ERR [SYS/TEMP]"), exc
+        assert pop.stat()[0] == 2  # the session goes on
+        moto_s3.start()
+        wait_for(lambda: not server.kernel.blobs.breakers["get"].refusing(), what="the breaker to allow a probe")
+        _, lines, _ = pop.retr(1)
+        assert b"\r\n".join(lines).endswith(raws[0].rstrip(b"\r\n"))
+    finally:
+        pop.quit()
