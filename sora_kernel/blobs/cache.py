@@ -40,7 +40,13 @@ class BlobCache:
         return f"{account_id}-{content_hash.hex()}"
 
     def _load(self) -> None:
-        files = sorted(self.root.glob("*-*"), key=lambda p: p.stat().st_atime)
+        files = []
+        for path in self.root.glob("*-*"):
+            if path.name.startswith("."):  # a temporary file a crash left behind
+                path.unlink(missing_ok=True)
+            else:
+                files.append(path)
+        files.sort(key=lambda p: p.stat().st_atime)
         for path in files:
             size = path.stat().st_size
             self._entries[path.name] = size

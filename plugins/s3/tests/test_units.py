@@ -97,3 +97,24 @@ def test_breaker_window_forgets_old_failures() -> None:
     breaker.allow()
     breaker.record(False)
     assert breaker.state == CLOSED
+
+
+def test_the_cache_drops_leftover_temporary_files_and_keeps_its_entries(tmp_path: os.PathLike[str]) -> None:
+    from pathlib import Path
+
+    from sora_kernel.api import BlobCache
+
+    root = Path(tmp_path) / "cache"
+    first = BlobCache(root, 1 << 20, registry=CollectorRegistry())
+    source = Path(tmp_path) / "body"
+    source.write_bytes(b"x" * 100)
+    assert first.adopt(7, b"\x01" * 32, source) and not source.exists()
+    (root / ".download-7-abcd-1234").write_bytes(b"partial")
+    again = BlobCache(root, 1 << 20, registry=CollectorRegistry())
+    assert again.stats()["entries"] == 1 and again.size == 100
+    assert not (root / ".download-7-abcd-1234").exists()
+    path = again.lookup(7, b"\x01" * 32)
+    assert path is not None and path.read_bytes() == b"x" * 100
+    big = Path(tmp_path) / "big"
+    big.write_bytes(b"y" * (6 << 20))
+    assert not again.adopt(8, b"\x02" * 32, big) and big.exists()  # over the object cap: left in place
