@@ -136,3 +136,21 @@ def test_pop3_retr_of_a_body_only_in_s3_while_it_is_down_is_a_temporary_error(
         assert b"\r\n".join(lines).endswith(raws[0].rstrip(b"\r\n"))
     finally:
         pop.quit()
+
+
+def test_an_imap_login_warms_the_cache_with_the_newest_inbox_messages(
+        s3_server: Callable[..., SoraTestServer]) -> None:
+    server = s3_server(plugins=PLUGINS, warmup=True, warmup_messages=2)
+    raws = [message(f"w{i}") for i in range(3)]
+    assert [code for code, _ in _deliver(server, raws)] == [250] * 3
+    uploaded_all(server)
+    cache = server.kernel.blobs.cache
+    cache.purge()
+    with imaplib.IMAP4("127.0.0.1", server.port("imap")) as imap:
+        imap.login(ADDRESS, PASSWORD)
+        wait_for(lambda: cache.stats()["entries"] == 2, what="the warm-up")
+        assert counter(server, "sora_s3_reads_total", source="s3") == 2
+        imap.select("INBOX")
+        typ, data = imap.uid("FETCH", "2:3", "(BODY.PEEK[])")
+        assert typ == "OK"
+        assert counter(server, "sora_s3_reads_total", source="s3") == 2  # both served from the cache

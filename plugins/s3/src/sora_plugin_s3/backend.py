@@ -135,6 +135,7 @@ class S3BlobStore:
         }
         self.cache: BlobCache | None = None
         self.staged_bytes = 0
+        self.warmup: Any = None  # the login warm-up queue, when [s3] warmup is on (set with the services)
         self._client: Any = None
         self._stack = AsyncExitStack()
         self._wake: anyio.Event | None = None

@@ -11,7 +11,7 @@ from .settings import S3Settings
 if TYPE_CHECKING:
     import typer
 
-    from sora_kernel.api import KernelServices
+    from sora_kernel.api import AuthRequest, KernelServices, Principal
 
 def _enabled(kernel: KernelServices) -> bool:
     return bool(kernel.config.get("storage", "backend") == "s3")
@@ -54,8 +54,24 @@ def sora_services(kernel: KernelServices) -> list[ServiceSpec]:
     store = kernel.blobs
     if not isinstance(store, S3BlobStore):
         return []
-    return [ServiceSpec("s3-uploader", Uploader(store).run),
-            ServiceSpec("s3-cleaner", Cleaner(store).run, singleton=True)]
+    services = [ServiceSpec("s3-uploader", Uploader(store).run),
+                ServiceSpec("s3-cleaner", Cleaner(store).run, singleton=True)]
+    if store.settings.warmup:
+        from .warmup import Warmup
+
+        store.warmup = Warmup(store)
+        services.append(ServiceSpec("s3-warmup", store.warmup.run))
+    return services
+
+
+@hookimpl
+def sora_auth_result(kernel: KernelServices, request: AuthRequest, principal: Principal | None) -> None:
+    """Queue a cache warm-up after a successful IMAP login (when ``[s3] warmup`` is on)."""
+    if principal is None or request.protocol != "imap" or not _enabled(kernel):
+        return
+    warmup = getattr(kernel.blobs, "warmup", None)
+    if warmup is not None:
+        warmup.request(principal.account_id)
 
 
 @hookimpl

@@ -45,6 +45,10 @@ class S3Settings(SectionSettings):
     cache_dir: str = setting("str", "", "Local body cache; empty = <data_dir>/s3/cache.")
     cache_size: int = setting("size", "1GiB", "Bytes the local cache may hold (least recently used evicted).")
     cache_max_object: int = setting("size", "5MiB", "Bodies larger than this are never cached.")
+    warmup: bool = setting("bool", False, "After an IMAP login, read the newest messages into the cache.")
+    warmup_mailboxes: tuple[str, ...] = setting("list", ["INBOX"], "Mailboxes the warm-up reads.")
+    warmup_messages: int = setting("int", 50, "Newest messages per mailbox the warm-up reads.", minimum=1)
+    warmup_every: float = setting("duration", "24h", "At most one warm-up per account this often.")
     max_staging: int = setting("size", "10GiB",
                                "Spooled bytes not yet uploaded above which deliveries fail temporarily (4xx).")
     node_id: str = setting("str", "", "Name of this node's spool for the upload worker; empty = [server] hostname.")
