@@ -154,6 +154,8 @@ class Session(LineSession):
         self._tls_context: ssl.SSLContext | Literal[False] | None = None
         self.condstore = False
         self.qresync = False
+        #: UTF8=ACCEPT enabled (RFC 6855): names are UTF-8 both ways, APPEND may say UTF8 (...)
+        self.utf8 = False
 
     # ================================================================== output
 
@@ -194,7 +196,7 @@ class Session(LineSession):
                 "CREATE-SPECIAL-USE", "LIST-EXTENDED", "LIST-STATUS", "ESEARCH", "BINARY", "CONDSTORE", "QUOTA",
                 "QUOTA=RES-STORAGE", "QUOTA=RES-MESSAGE", "STATUS=SIZE", "SAVEDATE", "WITHIN",
                 "SORT", "SORT=DISPLAY", "ESORT", "THREAD=ORDEREDSUBJECT", "THREAD=REFERENCES", "THREAD=REFS",
-                "QRESYNC", "SEARCHRES", "UNAUTHENTICATE", "OBJECTID", "PREVIEW",
+                "QRESYNC", "SEARCHRES", "UNAUTHENTICATE", "OBJECTID", "PREVIEW", "UTF8=ACCEPT",
                 f"APPENDLIMIT={self.settings.append_limit}",
             ))
             caps.extend(self.server.extra_capabilities)
@@ -335,7 +337,7 @@ class Session(LineSession):
             command: Command | None = None
             extra: Callable[[Session, str, bytes], Awaitable[bytes]] | None = None
             try:
-                command = grammar.parse_command(data, limits=self.limits)
+                command = grammar.parse_command(data, utf8=self.utf8, limits=self.limits)
             except BadCharset as exc:
                 tag, name = exc.tag, "SEARCH"
                 if self.selected is not None and _SEARCH_SAVE.match(data):
@@ -589,7 +591,7 @@ class Session(LineSession):
         self.state = State.NOT_AUTH
         self.principal = None
         self.account_id = 0
-        self.condstore = self.qresync = False
+        self.condstore = self.qresync = self.utf8 = False
         self.auth_failures = 0
         self.conn.username = ""
         self.conn.extra.pop("account", None)
@@ -727,7 +729,7 @@ class Session(LineSession):
         if childinfo:
             extended = b' ("CHILDINFO" (' + b" ".join(b'"%s"' % c.encode() for c in childinfo) + b"))"
         return (b"* " + verb + b" (" + " ".join(attributes).encode() + b') "/" '
-                + encode_mailbox(name) + extended + b"\r\n")
+                + encode_mailbox(name, self.utf8) + extended + b"\r\n")
 
     async def cmd_list(self, cmd: c.List) -> Ok:
         """LIST, including LIST-EXTENDED selection/return options and LIST-STATUS."""
@@ -804,7 +806,7 @@ class Session(LineSession):
             else:
                 continue
             values.append(item.encode() + b" %d" % value)
-        return b"* STATUS " + encode_mailbox(mailbox.name) + b" (" + b" ".join(values) + b")\r\n"
+        return b"* STATUS " + encode_mailbox(mailbox.name, self.utf8) + b" (" + b" ".join(values) + b")\r\n"
 
     async def cmd_status(self, cmd: c.Status) -> Ok:
         """STATUS name (items)."""
@@ -825,6 +827,8 @@ class Session(LineSession):
         for message in cmd.messages:
             if not message.data:
                 raise no("Empty message.", "CANNOT")
+            if message.utf8 and not self.utf8:
+                raise bad("APPEND UTF8 needs ENABLE UTF8=ACCEPT.")  # RFC 6855 4
             if message.binary:  # literal8: binary parts become base64 before line ends are normalized
                 message = replace(message, data=mime.binary_to_base64(message.data))
             bits, keywords = split_flags(message.flags)
@@ -862,6 +866,9 @@ class Session(LineSession):
         if "CONDSTORE" in cmd.capabilities and not self.condstore:
             self.enable_condstore()
             enabled.append(b" CONDSTORE")
+        if "UTF8=ACCEPT" in cmd.capabilities and not self.utf8:
+            self.utf8 = True
+            enabled.append(b" UTF8=ACCEPT")
         if "QRESYNC" in cmd.capabilities and not self.qresync:
             self.enable_condstore()
             self.qresync = True
@@ -936,7 +943,7 @@ class Session(LineSession):
         if await self.store.get_mailbox(self.account_id, cmd.mailbox) is None:
             raise no("Mailbox doesn't exist.", "NONEXISTENT")
         quota = await self._quota_line()
-        self.send(b"* QUOTAROOT " + encode_mailbox(cmd.mailbox) + (b' ""' if quota else b"") + b"\r\n")
+        self.send(b"* QUOTAROOT " + encode_mailbox(cmd.mailbox, self.utf8) + (b' ""' if quota else b"") + b"\r\n")
         if quota:
             self.send(quota)
         return None, "Getquotaroot completed."
