@@ -310,7 +310,7 @@ def action_names(actions: list[Action]) -> list[str]:
 
 
 async def run_result_action(interp: Interpreter, op: Op) -> bool:
-    names = action_names(interp.final_actions() if interp.implicit_keep else interp.actions)
+    names = action_names(interp.actions)  # the implicit keep is not part of the result until executed
     if "index" in op.tags:
         index = op.tags["index"]
         names = [names[index - 1]] if 1 <= index <= len(names) else []

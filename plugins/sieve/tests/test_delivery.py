@@ -227,3 +227,15 @@ def test_include_personal_script_from_the_store(env: Any) -> None:
     activate(srv, account, 'require "include"; include :personal "common"; include :optional "missing";')
     assert send(srv, message("a")) == {}
     assert len(rows(srv, account, "Common")) == 1 and rows(srv, account, "INBOX") == []
+
+
+def test_notify_mailto_reaches_sora_outbound(env: Any) -> None:
+    srv, account, outbox = env
+    activate(srv, account, 'require "enotify";\n'
+                           'notify :message "New mail" "mailto:b@example.net?cc=c@example.net";')
+    assert send(srv, message("a")) == {}
+    assert len(rows(srv, account, "INBOX")) == 1
+    assert sorted(list(m.recipients) for m in outbox.messages) == [["b@example.net"], ["c@example.net"]]
+    first = outbox.messages[0]
+    assert first.kind == "notify" and first.sender == "a@example.com"
+    assert b"Auto-Submitted: auto-notified" in first.raw and b"Subject: New mail" in first.raw

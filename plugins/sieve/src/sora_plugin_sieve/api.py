@@ -59,6 +59,7 @@ CAPABILITIES: tuple[str, ...] = (
     "foreverypart",
     "extracttext",
     "include",
+    "enotify",
 )
 """Extensions the engine fully supports (their conformance tests pass); ManageSieve's SIEVE list."""
 

@@ -587,9 +587,19 @@ async def run_set(interp: Interpreter, op: Op) -> None:
         trailing = len(cut) - len(cut.rstrip("\\"))
         value = cut[:-1] if trailing % 2 else cut
     elif "encodeurl" in op.tags and len(value) > limit:
-        cut = value[:limit]  # all ASCII after encoding; never cut a %XX escape
-        percent = cut.rfind("%", len(cut) - 2)
-        value = cut[:percent] if percent >= 0 else cut
+        # ASCII after encoding; never cut an escape or the escapes of one UTF-8 character
+        from urllib.parse import unquote
+
+        raw = unquote(value)
+        parts: list[str] = []
+        size = 0
+        for ch in raw:
+            piece = _encode_url(ch)
+            if size + len(piece) > limit:
+                break
+            parts.append(piece)
+            size += len(piece)
+        value = "".join(parts)
     interp.set_variable(op.args[0], value)
 
 

@@ -9,6 +9,7 @@ fields of the URI are ignored for safety, and duplicate recipients are dropped.
 from __future__ import annotations
 
 import email.utils
+import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -20,6 +21,9 @@ from .interpreter import Action, Envelope, Interpreter, SieveRuntimeError
 from .message import MessageView
 
 MAX_NOTIFICATIONS = 10
+MAX_SUBJECT = 256
+_TOKEN = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
+_OPTION = re.compile(r"[A-Za-z0-9][A-Za-z0-9.-]*=[^\r\n]*")
 _SAFE_HEADERS = ("subject", "body", "cc", "to", "bcc", "keywords", "comments", "in-reply-to", "references")
 
 
@@ -29,6 +33,7 @@ class MailtoUri:
 
     to: tuple[str, ...]
     cc: tuple[str, ...]
+    shown: dict[str, str]
     headers: tuple[tuple[str, str], ...]
     subject: str | None
     body: str | None
@@ -45,18 +50,24 @@ def parse_mailto(uri: str) -> MailtoUri | None:
     to: list[str] = []
     cc: list[str] = []
     headers: list[tuple[str, str]] = []
+    shown: dict[str, str] = {}
     subject = body = None
     for item in unquote(path).split(",") if path else []:
         address = normalize_address(item)
         if address is None:
             return None
         to.append(address)
+        shown[address.lower()] = item.strip()
     if query:
         for pair in query.split("&"):
+            if any(ch in pair for ch in '<>"{}|\\^` '):
+                return None
             name, eq, value = pair.partition("=")
             if not eq or not name:
                 return None
             name, value = unquote(name).lower(), unquote(value)
+            if not _TOKEN.fullmatch(name):
+                return None
             if name in ("to", "cc", "bcc"):
                 for item in value.split(","):
                     if not item.strip():
@@ -65,6 +76,7 @@ def parse_mailto(uri: str) -> MailtoUri | None:
                     if address is None:
                         return None
                     (cc if name == "cc" else to).append(address)
+                    shown[address.lower()] = item.strip()
             elif name == "subject":
                 subject = value
             elif name == "body":
@@ -73,7 +85,7 @@ def parse_mailto(uri: str) -> MailtoUri | None:
                 headers.append((name, value))
     if not to and not cc:
         return None
-    return MailtoUri(tuple(to), tuple(cc), tuple(headers), subject, body)
+    return MailtoUri(tuple(to), tuple(cc), shown, tuple(headers), subject, body)
 
 
 def _constant(value: str, state: CompileState) -> bool:
@@ -95,6 +107,9 @@ def check_notify(op: Op, state: CompileState) -> None:
         raise SieveCompileError(f'notify: invalid :from address "{sender}"', op.line, op.column)
     if state.options.get("sieve_notify_max_notifications", "").strip() == "0":
         raise SieveCompileError("local policy prohibits the use of a notify action", op.line, op.column)
+    for option in op.tags.get("options", []):
+        if _constant(option, state) and not _OPTION.fullmatch(option):
+            state.error(f'notify: invalid :options value "{option}"', op.line, op.column)
     importance = op.tags.get("importance")
     if isinstance(importance, str) and _constant(importance, state) and importance not in ("1", "2", "3"):
         raise SieveCompileError(f'notify: invalid :importance "{importance}"', op.line, op.column)
@@ -151,6 +166,9 @@ def notify_messages(message: MessageView, envelope: Envelope, action: Action, us
     from_value = action.options.get("from") or user
     original_subject = message.values("subject")[0] if message.values("subject") else ""
     subject = uri.subject or action.reason or f"[SIEVE] New mail: {original_subject}"
+    subject = subject.replace("\r\n", " ").replace("\n", " ")
+    if len(subject) > MAX_SUBJECT:
+        subject = subject[:MAX_SUBJECT - 1] + "\u2026"
     body = uri.body if uri.body is not None else (action.reason or f"New mail: {original_subject}")
     seen = set() if seen is None else seen
     to = [a for a in uri.to if not (a.lower() in seen or seen.add(a.lower()))]  # type: ignore[func-returns-value]
@@ -160,8 +178,8 @@ def notify_messages(message: MessageView, envelope: Envelope, action: Action, us
 
     head = "".join([
         _header("From", from_value),
-        _header("To", ", ".join(to)) if to else "",
-        _header("Cc", ", ".join(cc)) if cc else "",
+        _address_header("To", [uri.shown.get(a.lower(), a) for a in to]) if to else "",
+        _address_header("Cc", [uri.shown.get(a.lower(), a) for a in cc]) if cc else "",
         _header("Subject", subject),
         f"Date: {email.utils.formatdate(localtime=False)}\r\n",
         f"Message-ID: <{uuid.uuid4().hex}.{int(time.time())}@{hostname}>\r\n",
@@ -176,6 +194,22 @@ def notify_messages(message: MessageView, envelope: Envelope, action: Action, us
     if envelope.sender == "":
         sender = ""
     return [(sender, rcpt, raw) for rcpt in [*to, *cc]]
+
+
+def _address_header(name: str, items: list[str]) -> str:
+    from email.header import Header
+
+    out = []
+    for item in items:
+        display, address = email.utils.parseaddr(item)
+        display = display.strip()
+        if display and not display.isascii():
+            out.append(f"{Header(display, 'utf-8').encode()} <{address}>")
+        elif "=?" in display:  # already RFC 2047 encoded: quoting would hide the encoded words
+            out.append(f"{display} <{address}>")
+        else:
+            out.append(email.utils.formataddr((display, address)) if display else address)
+    return f"{name}: {', '.join(out)}\r\n"
 
 
 def extension() -> Extension:

@@ -217,6 +217,7 @@ async def to_delivery_actions(kernel: KernelServices, delivery: Delivery, settin
     out: list[DeliveryAction] = []
     msgid = _message_id(message)
     stores = False
+    notified: set[str] = set()
     for action in actions:
         if action.kind in ("keep", "fileinto"):
             stores = True
@@ -265,6 +266,15 @@ async def to_delivery_actions(kernel: KernelServices, delivery: Delivery, settin
                     sender="", recipients=list(mdn.recipients), raw=mdn.raw, reason="sieve reject",
                     kind="reject", account_id=account, message_id=msgid)))
             out.append(DeliveryAction(ActionKind.DISCARD))
+        elif action.kind == "notify":
+            from .enotify import notify_messages
+
+            sender_address = str(action.options.get("from") or user)
+            for sender, rcpt, data in notify_messages(message, envelope, action, user, kernel.hostname,
+                                                      envelope_from=sender_address, seen=notified):
+                out.append(DeliveryAction(ActionKind.SEND, address=rcpt, outbound=OutboundMessage(
+                    sender=sender, recipients=[rcpt], raw=data, reason="sieve notify", kind="notify",
+                    account_id=account, message_id=msgid)))
         elif action.kind == "ereject":
             return [DeliveryAction(ActionKind.REJECT, reason=action.reason or "rejected by filter")]
         elif action.kind == "discard":
