@@ -14,6 +14,7 @@ import re
 import ssl
 import statistics
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -213,7 +214,8 @@ async def idle_memory(host: str, port: int, tls: bool, user: str, password: str,
 
 async def run_bench(host: str, port: int, user: str, password: str, *, messages: int, mailbox: str,
                     logins: int, concurrency: int, tls: bool, body_messages: int,
-                    idle: int = 0, server_pid: int = 0, sort_thread: bool = False) -> dict[str, object]:
+                    idle: int = 0, server_pid: int = 0, sort_thread: bool = False,
+                    append_users: Sequence[str] = ()) -> dict[str, object]:
     """Run every phase and return the figures."""
     result: dict[str, object] = {"server": f"{host}:{port}", "mailbox": mailbox}
 
@@ -232,11 +234,14 @@ async def run_bench(host: str, port: int, user: str, password: str, *, messages:
         "max_ms": round(max(latencies) * 1000, 2),
     }
 
-    missing = max(0, messages - exists)
+    # with append_users, the APPEND phase is a many-user load: `messages` messages, connection i
+    # logged in as append_users[i % n]; otherwise it fills --user's mailbox up to `messages`
+    missing = messages if append_users else max(0, messages - exists)
     if missing:
         rng = random.Random(42)
         payloads = [_message(rng, exists + i) for i in range(missing)]
-        clients = [(await _login(host, port, tls, user, password, mailbox))[0] for _ in range(concurrency)]
+        logins_for = [append_users[i % len(append_users)] if append_users else user for i in range(concurrency)]
+        clients = [(await _login(host, port, tls, name, password, mailbox))[0] for name in logins_for]
         started = time.perf_counter()
         total_bytes = 0
 
@@ -253,7 +258,8 @@ async def run_bench(host: str, port: int, user: str, password: str, *, messages:
         for client in clients:
             await client.close()
         result["append"] = {
-            "messages": missing, "connections": concurrency, "per_second": round(missing / elapsed, 1),
+            "messages": missing, "connections": concurrency, "users": len(set(logins_for)),
+            "per_second": round(missing / elapsed, 1),
             "mb_per_second": round(total_bytes / elapsed / 1e6, 2),
         }
 
@@ -329,10 +335,13 @@ def bench_imap(
     idle: Annotated[int, typer.Option(help="Sessions to park in IDLE for the memory figure (needs --server-pid).")] = 0,
     server_pid: Annotated[int, typer.Option(help="Root PID of the server's process tree (same machine).")] = 0,
     sort_thread: Annotated[bool, typer.Option(help="Also time SORT and THREAD over the whole mailbox.")] = False,
+    append_users: Annotated[str, typer.Option(
+        help="Comma-separated logins: APPEND --messages messages over these accounts round-robin "
+             "(one per connection) instead of filling --user's mailbox.")] = "",
 ) -> None:
     """Benchmark an IMAP server (Sora or any other) and print JSON figures."""
     figures = asyncio.run(run_bench(
         host, port, user, password, messages=messages, mailbox=mailbox, logins=logins,
         concurrency=concurrency, tls=tls, body_messages=body_messages, idle=idle, server_pid=server_pid,
-        sort_thread=sort_thread))
+        sort_thread=sort_thread, append_users=[u for u in append_users.split(",") if u]))
     typer.echo(json.dumps(figures, indent=2))
