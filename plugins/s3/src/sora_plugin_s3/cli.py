@@ -27,9 +27,9 @@ def _run(go: Any) -> Any:
 
 
 def _kernel() -> Any:
-    from sora_cli.main import open_kernel
+    from sora_kernel.api import cli_kernel
 
-    return open_kernel()
+    return cli_kernel()
 
 
 async def upload_status(kernel: KernelServices) -> dict[str, Any]:
