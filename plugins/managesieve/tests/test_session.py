@@ -168,6 +168,8 @@ def test_literal_over_the_size_limit_is_refused_before_it_is_read(sieve_env: Sie
     big_quoted = "#" * 1000
     assert wire.cmd(f'PUTSCRIPT "q" "{big_quoted}"') == b'OK "Putscript completed."\r\n'
     assert [s[0] for s in sieve_env.scripts()] == ["fits", "q"]
+    wire.send('PUTSCRIPT "huge" {99999999999999+}\r\n')  # any announced size is refused, however large
+    assert wire.response() == b'NO (QUOTA/MAXSIZE) "Script larger than 16384 octets."\r\n'
 
 
 def test_literals_before_login_are_refused_unread(sieve_env: SieveEnv) -> None:

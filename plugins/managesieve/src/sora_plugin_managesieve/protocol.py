@@ -28,7 +28,7 @@ MAX_QUOTED = 1024
 """RFC 5804 §4: quoted strings are at most 1024 octets; longer ones go out as literals."""
 MAX_NUMBER = 2**32 - 1
 
-_LITERAL_AT_END = re.compile(rb"\{(\d{1,10})(\+?)\}\Z")
+_LITERAL_AT_END = re.compile(rb"\{(\d{1,20})(\+?)\}\Z")
 _ATOM = re.compile(rb"[A-Za-z]{1,32}")
 _DIGITS = re.compile(rb"\d+")
 # RFC 5804 §1.6: no control characters, no DEL, no C1 controls, no line or paragraph separator
