@@ -246,8 +246,10 @@ class MailStore(Protocol):
         """(uid, size) of every live message in UID order."""
         ...
 
-    async def fetch(self, mailbox_id: int, ranges: UidRanges, *, structure: bool = False) -> list[FetchRow]:
-        """Metadata for the messages in the UID ranges (expunged ones included, marked)."""
+    async def fetch(self, mailbox_id: int, ranges: UidRanges, *, structure: bool = False,
+                    header: bool = False) -> list[FetchRow]:
+        """Metadata for the messages in the UID ranges (expunged ones included, marked); ``structure``
+        adds ENVELOPE/BODYSTRUCTURE/BODY, ``header`` the stored header block (None if not stored)."""
         ...
 
     async def changes_since(self, mailbox_id: int, modseq: int) -> tuple[list[MessageChange], int]:

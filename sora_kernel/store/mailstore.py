@@ -194,6 +194,7 @@ class FetchRow:
     envelope: bytes = b""
     bodystructure: bytes = b""
     body: bytes = b""
+    header: bytes | None = None  # the header block with its blank line, when asked for and stored
 
 
 @dataclass(slots=True)
@@ -232,6 +233,15 @@ def normalize_mailbox_name(name: str) -> str:
 
 
 _ZONES: dict[int, timezone] = {0: UTC}
+
+
+def header_block(raw: bytes) -> bytes:
+    """The header of a CRLF message with the blank line that ends it (the whole message if none):
+    what header-section FETCHes need, kept beside the metadata so they skip the body."""
+    if raw.startswith(b"\r\n"):
+        return b"\r\n"
+    end = raw.find(b"\r\n\r\n")
+    return raw if end < 0 else raw[: end + 4]
 
 
 def _local(instant: datetime, minutes: int) -> datetime:
@@ -748,6 +758,7 @@ class MailStore:
                     _zone_minutes(parsed.sent_date), _text(parsed.addresses), _text(parsed.sort_subject),
                     _text(parsed.sort_from), _text(parsed.sort_to), _text(parsed.sort_cc),
                     _text(parsed.display_from), _text(parsed.display_to), _text(parsed.references),
+                    header_block(raw),
                 )
                 if row is not None:
                     await _announce(conn, (row["notify"],))
@@ -802,14 +813,29 @@ class MailStore:
         return [(r["uid"], r["size"]) for r in rows]
 
     async def fetch(
-        self, mailbox_id: int, ranges: UidRanges, *, structure: bool = False,
+        self, mailbox_id: int, ranges: UidRanges, *, structure: bool = False, header: bool = False,
     ) -> list[FetchRow]:
         """Metadata for the messages in the UID ranges (expunged ones included, marked).
 
-        ``structure`` adds ENVELOPE, BODYSTRUCTURE and BODY from the parse-once columns.
+        ``structure`` adds ENVELOPE, BODYSTRUCTURE and BODY from the parse-once columns; ``header``
+        the stored header block (None for messages stored before it was kept: read the body).
         """
         params: list[Any] = [mailbox_id]
         where = _ranges_sql(ranges, params)
+        if header:
+            sql = ("SELECT m.uid, m.modseq, m.flags, m.keywords, m.size, m.internal_date, m.saved_at,"
+                   " m.content_hash, m.expunged_at IS NOT NULL AS expunged,"
+                   f" {'c.envelope, c.bodystructure, c.body' if structure else 'NULL, NULL, NULL'},"
+                   " m.internal_tz, c.header FROM messages m JOIN message_contents c"
+                   " ON c.account_id = m.account_id AND c.content_hash = m.content_hash"
+                   f" WHERE m.mailbox_id = $1 AND {where} ORDER BY m.uid")
+            async with self._write() as conn:
+                rows = await conn.fetch(sql, *params)
+            if structure:
+                return [FetchRow(r[0], r[1], r[2], tuple(r[3]), r[4], _local(r[5], r[12]), r[6], r[7], r[8],
+                                 r[9], r[10], r[11], r[13]) for r in rows]
+            return [FetchRow(r[0], r[1], r[2], tuple(r[3]), r[4], _local(r[5], r[12]), r[6], r[7], r[8],
+                             header=r[13]) for r in rows]
         if structure:
             sql = ("SELECT m.uid, m.modseq, m.flags, m.keywords, m.size, m.internal_date, m.saved_at,"
                    " m.content_hash, m.expunged_at IS NOT NULL AS expunged, c.envelope, c.bodystructure,"
@@ -1279,9 +1305,9 @@ c AS (
     INSERT INTO message_contents (account_id, content_hash, size, envelope, bodystructure, body, subject,
                                   from_addr, from_name, to_addr, cc_addr, message_id, in_reply_to,
                                   sent_date, header_text, body_text, sent_tz, addresses, sort_subject,
-                                  sort_from, sort_to, sort_cc, display_from, display_to, refs)
+                                  sort_from, sort_to, sort_cc, display_from, display_to, refs, header)
     SELECT $2, $3, $4, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21,
-           $24, $25, $26, $27, $28, $29, $30, $31, $32 FROM mb
+           $24, $25, $26, $27, $28, $29, $30, $31, $32, $33 FROM mb
     ON CONFLICT (account_id, content_hash) DO NOTHING),
 m AS (
     INSERT INTO messages (account_id, mailbox_id, uid, modseq, content_hash, size, internal_date, flags,

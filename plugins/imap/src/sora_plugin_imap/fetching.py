@@ -221,6 +221,7 @@ class FetchPlan:
     encoders: list[Encoder] = field(default_factory=list)
     structure: bool = False
     needs_raw: bool = False
+    header_only: bool = False  # every raw-needing item is a top-level header section
     sets_seen: bool = False
     has_flags: bool = False
 
@@ -235,6 +236,7 @@ def plan(atts: tuple[f.FetchAtt, ...], *, uid_command: bool, modseq: bool = Fals
     if uid_command and f.Uid() not in ordered:
         ordered.insert(0, f.Uid())
     seen: set[f.FetchAtt] = set()
+    header_only = True
     for att in ordered:
         if att in seen:
             continue
@@ -252,11 +254,22 @@ def plan(atts: tuple[f.FetchAtt, ...], *, uid_command: bool, modseq: bool = Fals
             result.sets_seen |= isinstance(att, f.Rfc822 | f.Rfc822Text)
         result.structure |= isinstance(att, _STRUCTURE)
         result.needs_raw |= isinstance(att, _RAW)
+        if isinstance(att, _RAW) and not _is_top_header(att):
+            header_only = False
         result.has_flags |= isinstance(att, f.Flags)
         result.encoders.append(encoder)
     if modseq and f.ModSeq() not in seen and (result.has_flags or result.sets_seen):
         result.encoders.append(_modseq)
+    result.header_only = result.needs_raw and header_only
     return result
+
+
+def _is_top_header(att: f.FetchAtt) -> bool:
+    """A header section of the message itself: answered from the stored header block."""
+    if isinstance(att, f.Rfc822Header):
+        return True
+    return (isinstance(att, f.BodySection) and not att.section.part
+            and att.section.text in ("HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT"))
 
 
 def render(row: FetchRow, seq: int, plan_: FetchPlan, mailbox: SelectedMailbox, raw: bytes = b"",

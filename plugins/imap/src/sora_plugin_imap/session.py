@@ -1174,7 +1174,7 @@ class Session(LineSession):
                 changed, _ = await self.store.store_flags(self.account_id, selected.id, runs, "add", SEEN)
                 selected.remember_own(changed)
                 seen_now = {change.uid: (change.flags, change.keywords) for change in changed}
-            rows = await self.store.fetch(selected.id, runs, structure=plan.structure)
+            rows = await self.store.fetch(selected.id, runs, structure=plan.structure, header=plan.header_only)
             if plan.has_flags or seen_now:  # keywords set elsewhere, not synced yet
                 self._announce_keywords(k for row in rows for k in row.keywords)
             for row in rows:
@@ -1187,7 +1187,9 @@ class Session(LineSession):
                 if update is not None:
                     row = replace(row, flags=update[0], keywords=update[1])
                 raw = b""
-                if plan.needs_raw:
+                if plan.header_only and row.header is not None:
+                    raw = row.header  # a message list's header fields: no body read
+                elif plan.needs_raw:
                     try:
                         raw = await self.store.read_message(self.account_id, row.content_hash)
                     except NotFound:
