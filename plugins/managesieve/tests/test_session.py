@@ -6,17 +6,19 @@ import base64
 from collections.abc import Callable
 from typing import Any
 
+import asyncpg
 from sieve_support import ADDRESS, PASSWORD, SieveEnv, plain, start_env, wait_for
 from sora_plugin_managesieve.validation import ScriptChecker
 
 from sora_kernel.testing import SoraTestServer
 
 SIEVE = " ".join(ScriptChecker.load().capabilities()).encode()
+NOTIFY = b'"NOTIFY" "mailto"\r\n' if b"enotify" in SIEVE.split() else b""
 
 
 def caps(*, sasl: bytes = b"SCRAM-SHA-256 PLAIN LOGIN", extra: bytes = b"", owner: bytes = b"") -> bytes:
     """The capability block Sora sends (no TLS configured, no [sieve] section)."""
-    return (b'"IMPLEMENTATION" "Sora"\r\n"SASL" "' + sasl + b'"\r\n"SIEVE" "' + SIEVE + b'"\r\n' + extra
+    return (b'"IMPLEMENTATION" "Sora"\r\n"SASL" "' + sasl + b'"\r\n"SIEVE" "' + SIEVE + b'"\r\n' + extra + NOTIFY
             + b'"MAXSCRIPTSIZE" "16384"\r\n' + (b'"OWNER" "' + owner + b'"\r\n' if owner else b"")
             + b'"UNAUTHENTICATE"\r\n"VERSION" "1.0"\r\n')
 
@@ -303,3 +305,27 @@ def test_shutdown_says_bye(sora_server: Callable[..., SoraTestServer]) -> None:
     env.srv.call(env.srv.kernel.shutdown)
     assert wire.response() == b'BYE (TRYLATER) "Server shutting down; try again later."\r\n'
     assert wire.closed()
+
+
+def test_command_time_cap(sora_server: Callable[..., SoraTestServer]) -> None:
+    env = start_env(sora_server, {"managesieve": {"command_timeout": "1s"}})
+    srv = env.srv
+    wire = env.wire()
+    wire.login()
+    dsn = srv.kernel.config.get("database", "dsn")
+
+    async def hold_the_account_lock() -> asyncpg.Connection:
+        # another writer holds the per-account lock PUTSCRIPT takes, so PUTSCRIPT waits for it
+        conn = await asyncpg.connect(dsn)
+        await conn.execute("BEGIN")
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext('sieve'), $1::int)", env.account.id)
+        return conn
+
+    blocker = srv.call(hold_the_account_lock)
+    try:
+        assert wire.cmd('PUTSCRIPT "a" "keep;"') == b'NO (TRYLATER) "Command took too long; try again later."\r\n'
+        assert wire.cmd("LISTSCRIPTS") == b'OK "Listscripts completed."\r\n'  # the session goes on
+    finally:
+        srv.call(blocker.close)
+    assert wire.cmd('PUTSCRIPT "a" "keep;"') == b'OK "Putscript completed."\r\n'
+    assert env.scripts() == [("a", False, "keep;")]

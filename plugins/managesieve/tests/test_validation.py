@@ -14,6 +14,8 @@ def test_sieve_capability_is_the_engine_list(sieve_env: SieveEnv) -> None:
     client = sieve_env.client()
     assert client.capabilities["SIEVE"] == " ".join(engine.capabilities())
     assert "fileinto" in (client.capabilities["SIEVE"] or "").split()
+    # NOTIFY (RFC 5804 §1.7) is there exactly when the engine lists enotify
+    assert client.capabilities.get("NOTIFY") == ("mailto" if "enotify" in engine.capabilities() else None)
 
 
 def test_invalid_script_is_refused_with_its_line_and_not_stored(sieve_env: SieveEnv) -> None:

@@ -223,7 +223,13 @@ class ManageSieveSession(LineSession):
                     raise CommandError("Unknown command.")
                 handler, states = entry
                 self._check_state(command.name, states)
-                await handler(self, command)
+                cap = None if command.name in _UNCAPPED else self.settings.command_timeout
+                try:
+                    with anyio.fail_after(cap):
+                        await handler(self, command)
+                except TimeoutError:
+                    self.log.warning("command timed out", command=name, seconds=cap)
+                    raise CommandError("Command took too long; try again later.", Code.TRYLATER) from None
             self.reset_errors()
         except CommandError as exc:
             result = "error"
@@ -560,6 +566,9 @@ _COMMANDS: dict[str, tuple[Handler, frozenset[State]]] = {
     "RENAMESCRIPT": (ManageSieveSession.cmd_renamescript, _AUTHED),
 }
 """Command dispatch by state: name → (handler, states it is valid in)."""
+
+_UNCAPPED = frozenset({"AUTHENTICATE", "STARTTLS", "LOGOUT"})
+"""Commands outside ``command_timeout``: the login path's failure delay and the TLS handshake have their own."""
 
 _NAME_COMMANDS = frozenset({"HAVESPACE", "PUTSCRIPT", "SETACTIVE", "GETSCRIPT", "DELETESCRIPT", "RENAMESCRIPT"})
 """Commands whose string arguments (other than PUTSCRIPT's script) are script names."""

@@ -33,6 +33,9 @@ class ManageSieveSettings(SectionSettings):
     idle_timeout: float = setting("duration", "3m", "Close a connection idle this long (BYE).", minimum=1.0)
     auth_timeout: float = setting("duration", "60s", "Time a client gets from connecting to logging in.",
                                   minimum=1.0)
+    command_timeout: float = setting(
+        "duration", "10s", "Longest a script command may take (NO (TRYLATER) after it); AUTHENTICATE, STARTTLS "
+        "and LOGOUT have their own limits.", minimum=0.1)
     max_connections: int = setting("int", 1000, "Connections per worker; 0 = no limit.")
     max_connections_per_ip: int = setting("int", 20, "Connections per client IP and worker; 0 = no limit.")
 
