@@ -26,7 +26,7 @@ from ._search import (
     parse_date,
     to_str,
 )
-from ._section import extract
+from ._section import extract, top_header_section
 from ._sort import address_lines, ascii_upper, base_subject, display_address, sort_address
 from ._tree import F_MULTIPART, F_RFC822, Part, scan
 
@@ -243,7 +243,12 @@ def extract_section(
     HEADER.FIELDS returns the matching fields plus the blank line. A part that does not
     exist gives b"".
     """
+    if not part and kind.upper() in _TOP_HEADER_KINDS:
+        return top_header_section(raw, kind.upper(), tuple(fields))  # no tree needed
     return extract(raw, _cached_tree(raw), tuple(part), kind, tuple(fields))
+
+
+_TOP_HEADER_KINDS = frozenset(("HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT"))
 
 
 def iter_part_numbers(raw: bytes) -> list[str]:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from functools import lru_cache
+
 from ._tree import F_MULTIPART, F_RFC822, Part
 
 _KINDS = frozenset(("", "HEADER", "HEADER.FIELDS", "HEADER.FIELDS.NOT", "TEXT", "MIME"))
@@ -83,3 +86,51 @@ def extract(
         # IMAP literals must not contain NULs; Dovecot sends 0x80 instead
         data = data.replace(b"\0", b"\x80")
     return data
+
+
+@lru_cache(maxsize=64)
+def _wanted(fields: tuple[str, ...]) -> frozenset[bytes]:
+    return frozenset(f.strip().lower().encode("ascii", "replace") for f in fields)
+
+
+# a logical header field starts at every line start not followed by a space or tab
+_FIELD_START = re.compile(rb"(?<=\n)(?=[^ \t])")
+
+
+def top_header_section(raw: bytes, kind: str, fields: tuple[str, ...]) -> bytes:
+    """BODY[HEADER], BODY[HEADER.FIELDS (...)] and BODY[HEADER.FIELDS.NOT (...)] of the message
+    itself, without building the MIME tree: what a client's message list asks of every message.
+
+    The same bytes as :func:`extract` over the scanned tree (``tests/test_header_block.py`` checks
+    both on the corpus and on random headers): the header ends at the first empty line; a field
+    is a line not starting with white space plus its continuation lines; its name is what stands
+    before the first colon of its first line, trailing blanks dropped (the whole line if none).
+    """
+    end = 2 if raw.startswith(b"\r\n") else 1 if raw.startswith(b"\n") else -1
+    if end < 0:  # an empty line after a line end: CRLF or LF, either may follow either
+        crlf, lf = raw.find(b"\n\r\n"), raw.find(b"\n\n")
+        found = [*([crlf + 3] if crlf >= 0 else []), *([lf + 2] if lf >= 0 else [])]
+        end = min(found) if found else len(raw)
+    header = raw[:end]
+    if kind == "HEADER":
+        return header
+    wanted = _wanted(fields)
+    exclude = kind == "HEADER.FIELDS.NOT"
+    out = bytearray()
+    for chunk in _FIELD_START.split(header):
+        first = chunk.find(b"\n")
+        if first < 0:
+            first = len(chunk)
+        elif first and chunk[first - 1] == 13:
+            first -= 1
+        if not first and len(chunk) > first:
+            break  # the end-of-header line
+        colon = chunk.find(b":", 0, first)
+        name = chunk[:colon].rstrip(b" \t") if colon >= 0 else chunk[:first]
+        if (name.lower() in wanted) != exclude:
+            out += chunk
+    if exclude and (not out or out.endswith(b"\n")) and not (
+            header.endswith((b"\n\n", b"\r\n\r\n")) or header in (b"\r\n", b"\n")):
+        return bytes(out)  # no end-of-header line to pass through
+    out += b"\r\n"
+    return bytes(out)
