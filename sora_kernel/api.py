@@ -83,6 +83,7 @@ from .plugins import HookRegistrar
 from .ratelimit import AuthRateLimiter, canonical_user
 from .store.admin import AdminStore, DeletedMessage
 from .store.auth import AuthCounter, AuthStore, AuthTier
+from .store.certificates import CertificateStore, OrderLock, StoredCertificate
 from .store.connections import ConnectionRow, ConnectionStore
 from .store.mailstore import (
     DELIMITER,
@@ -151,6 +152,7 @@ __all__ = [
     "BlobStore",
     "Certificate",
     "CertificateSet",
+    "CertificateStore",
     "ChangeEvent",
     "ChangeKind",
     "ChannelMessage",
@@ -190,6 +192,7 @@ __all__ = [
     "Metrics",
     "Migration",
     "NotFound",
+    "OrderLock",
     "OutboundMessage",
     "PendingUpload",
     "PluginCalls",
@@ -212,15 +215,14 @@ __all__ = [
     "SoraError",
     "StagedBlob",
     "StoreError",
+    "StoredCertificate",
     "Subscription",
     "TemporaryStoreError",
     "UidRanges",
     "UploadStatus",
     "UploadStore",
     "alpn_id",
-    "alpn_id",
     "authzid_allowed",
-    "certificate_names",
     "canonical_user",
     "certificate_names",
     "cli_kernel",

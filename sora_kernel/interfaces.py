@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from .ratelimit import AuthRateLimiter
     from .store.admin import AdminStore
     from .store.auth import AuthStore
+    from .store.certificates import CertificateStore
     from .store.connections import ConnectionStore
     from .store.mailstore import (
         Account,
@@ -121,6 +122,8 @@ class MailStore(Protocol):
     """Remote-blob rows of the S3 backend (:class:`~sora_kernel.store.uploads.UploadStore`)."""
     relay: RelayStore
     """The outbound relay queue (:class:`~sora_kernel.store.relay.RelayStore`)."""
+    certificates: CertificateStore
+    """TLS certificates and ACME state (:class:`~sora_kernel.store.certificates.CertificateStore`)."""
     auth: AuthStore
     """Auth rate-limiter counters and blocks (:class:`~sora_kernel.store.auth.AuthStore`)."""
     admin: AdminStore

@@ -31,6 +31,7 @@ from ..events import NOTIFY_CHANNEL, ChangeKind
 from ..flags import DELETED, SEEN
 from ..mime import ParsedMessage, normalize_crlf, parse_message
 from .auth import AuthStore
+from .certificates import CertificateStore
 from .connections import ConnectionStore
 from .database import Database
 from .relay import RelayStore
@@ -323,6 +324,7 @@ class MailStore:
         self.sieve = SieveStore(db)
         self.uploads = UploadStore(db)
         self.relay = RelayStore(db)
+        self.certificates = CertificateStore(db)
         self.auth = AuthStore(db)
         self.connections = ConnectionStore(db)
         from .admin import AdminStore  # it builds this module's records
