@@ -1,0 +1,1 @@
+"""Sora's ACME plugin: certificates from an ACME CA (RFC 8555), shared by every node through PostgreSQL."""

@@ -1,0 +1,51 @@
+"""Hook implementations of the ACME plugin; the ACME client is imported when a service starts."""
+
+from __future__ import annotations
+
+import ssl
+import weakref
+from typing import TYPE_CHECKING
+
+from sora_kernel.api import ConfigSection, ServiceSpec, hookimpl
+
+from .settings import AcmeSettings
+
+if TYPE_CHECKING:
+    from sora_kernel.api import KernelServices
+
+    from .manager import AcmeManager
+
+_MANAGERS: weakref.WeakKeyDictionary[KernelServices, AcmeManager] = weakref.WeakKeyDictionary()
+
+
+def manager_for(kernel: KernelServices) -> AcmeManager | None:
+    """The kernel's ACME manager, or None when ``[acme] directory`` is empty."""
+    found = _MANAGERS.get(kernel)
+    if found is None:
+        settings = AcmeSettings.from_config(kernel.config)
+        if not settings.directory:
+            return None
+        from .manager import AcmeManager
+
+        found = _MANAGERS[kernel] = AcmeManager(kernel, settings)
+    return found
+
+
+@hookimpl
+def sora_config_sections() -> list[ConfigSection]:
+    """The ``[acme]`` section."""
+    return [AcmeSettings.config_section()]
+
+
+@hookimpl
+def sora_services(kernel: KernelServices) -> list[ServiceSpec]:
+    """The HTTP-01 responder and the order/renew/refresh loop (every worker; orders are locked)."""
+    manager = manager_for(kernel)
+    return manager.services() if manager is not None else []
+
+
+@hookimpl(tryfirst=True)
+def sora_tls_context(kernel: KernelServices, server_name: str | None, protocol: str | None) -> ssl.SSLContext | None:
+    """The ACME certificate for the names it covers (and for no SNI, unless ``[tls]`` has files)."""
+    manager = manager_for(kernel)
+    return manager.context(server_name, protocol) if manager is not None else None
