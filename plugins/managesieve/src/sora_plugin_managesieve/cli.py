@@ -7,15 +7,16 @@ by the Sieve engine; the read commands take ``--json``.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import typer
 
-from sora_kernel.api import LimitExceeded, SoraError
+from sora_kernel.api import LimitExceeded, SoraError, cli_kernel
 
 from . import protocol as p
 from .settings import ManageSieveSettings
@@ -33,19 +34,26 @@ NAME = typer.Option(..., "--name", help="The script's name.")
 AS_JSON = typer.Option(False, "--json", help="Print JSON.")
 
 
+def _fail(message: str) -> NoReturn:
+    """One line on stderr, exit code 1 (as the built-in commands do)."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(1)
+
+
 def _with_account(email: str, work: Callable[[KernelServices, int], Awaitable[T]]) -> T:
-    """Run ``work(kernel, account_id)`` on a started kernel (the CLI's ``open_kernel``)."""
-    from sora_cli.main import open_kernel, run_async
+    """Run ``work(kernel, account_id)`` on a kernel started for this command (the ``--config`` file's)."""
 
     async def go() -> T:
-        async with open_kernel() as kernel:
+        async with cli_kernel() as kernel:
             account = await kernel.store.find_account(email)
             if account is None:
                 raise SoraError(f"no account with address {email}")
             return await work(kernel, account.id)
 
-    result: T = run_async(go)
-    return result
+    try:
+        return asyncio.run(go())
+    except SoraError as exc:
+        _fail(str(exc))
 
 
 def _script_dict(script: SieveScript, *, body: bool) -> dict[str, Any]:
@@ -94,15 +102,13 @@ def sieve_put(email: str = EMAIL, name: str = NAME,
               file: str = typer.Option(..., "--file", help="The script file; - reads standard input."),
               activate: bool = typer.Option(False, "--activate", help="Make it the active script too.")) -> None:
     """Store a script (validated by the Sieve engine, within the ManageSieve limits)."""
-    from sora_cli.main import fail
-
     try:
         data = sys.stdin.buffer.read() if file == "-" else Path(file).read_bytes()
         source = data.decode("utf-8")
     except OSError as exc:
-        fail(f"cannot read {file}: {exc.strerror or exc}")
+        _fail(f"cannot read {file}: {exc.strerror or exc}")
     except UnicodeDecodeError:
-        fail(f"{file} is not UTF-8")
+        _fail(f"{file} is not UTF-8")
 
     async def work(kernel: KernelServices, account_id: int) -> list[str]:
         settings = ManageSieveSettings.from_config(kernel.config)
