@@ -93,6 +93,21 @@ def _wanted(fields: tuple[str, ...]) -> frozenset[bytes]:
     return frozenset(f.strip().lower().encode("ascii", "replace") for f in fields)
 
 
+@lru_cache(maxsize=64)
+def _fields_pattern(fields: tuple[str, ...]) -> re.Pattern[bytes] | None:
+    """A regex matching whole fields (first line and continuation lines) whose name is wanted.
+
+    A name is what precedes the first colon of the line, trailing blanks dropped, or the whole
+    line (one CR before the LF dropped) when it has no colon. None (use the loop) for an empty name.
+    """
+    names = _wanted(fields)
+    if not names or b"" in names:
+        return None
+    alternatives = b"|".join(re.escape(name) for name in sorted(names, key=len, reverse=True))
+    return re.compile(rb"^(?:" + alternatives + rb")(?:[ \t]*:|\r?(?=\n)|\Z)[^\n]*(?:\n[ \t][^\n]*)*\n?",
+                      re.MULTILINE | re.IGNORECASE)
+
+
 # a logical header field starts at every line start not followed by a space or tab
 _FIELD_START = re.compile(rb"(?<=\n)(?=[^ \t])")
 
@@ -114,8 +129,11 @@ def top_header_section(raw: bytes, kind: str, fields: tuple[str, ...]) -> bytes:
     header = raw[:end]
     if kind == "HEADER":
         return header
-    wanted = _wanted(fields)
     exclude = kind == "HEADER.FIELDS.NOT"
+    pattern = None if exclude else _fields_pattern(fields)
+    if pattern is not None:  # one C-level scan picks the wanted fields with their continuations
+        return b"".join(pattern.findall(header)) + b"\r\n"
+    wanted = _wanted(fields)
     out = bytearray()
     for chunk in _FIELD_START.split(header):
         first = chunk.find(b"\n")
