@@ -4,8 +4,12 @@ pebble's root), renew, one order at a time (the lock), the fence, and the HTTP-0
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 import socket
 import ssl
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from typing import Any
@@ -142,3 +146,35 @@ def test_http01_responder_answers_from_the_database(sora_server: Any, pebble: An
     assert http_get(port, "/").startswith(b"HTTP/1.1 404")
     srv.call(certificates.delete_challenge, "http-01", "tok123")
     assert http_get(port, "/.well-known/acme-challenge/tok123").startswith(b"HTTP/1.1 404")
+
+
+def _sora(config: Any, *args: str) -> Any:
+    env = {**os.environ}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    return subprocess.run([sys.executable, "-m", "sora_cli.main", "--config", str(config), *args],
+                          capture_output=True, text=True, timeout=120, env=env)
+
+
+def test_sora_tls_list_show_renew(sora_server: Any, pebble: Any, tmp_path: Any) -> None:
+    srv = acme_server(sora_server, pebble, imaps=False)  # its HTTP-01 responder answers the CLI's order
+    first = poll(lambda: stored(srv))
+    config = tmp_path / "sora.toml"
+    dsn = srv.kernel.config.get("database", "dsn")
+    config.write_text(f'[server]\ndata_dir = "{tmp_path / "data"}"\n[database]\ndsn = "{dsn}"\n'
+                      f'[plugins]\nenabled = ["acme"]\n[acme]\ndirectory = "{pebble.directory}"\n'
+                      f'ca_file = "{pebble.api_ca_file}"\ndomains = {json.dumps(DOMAINS)}\nhttp_addr = ""\n')
+    listed = _sora(config, "tls", "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    rows = json.loads(listed.stdout)
+    assert [(r["name"], sorted(r["names"]), r["renewals"]) for r in rows] == [(DOMAINS[0], sorted(DOMAINS), 0)]
+    assert rows[0]["days_left"] > 30
+    assert DOMAINS[0] in _sora(config, "tls", "list").stdout
+    assert _sora(config, "tls", "show", DOMAINS[0], "--pem").stdout == first.cert_pem
+    shown = json.loads(_sora(config, "tls", "show", DOMAINS[0], "--json").stdout)
+    assert shown["issuer"] == pebble.directory and "key" not in json.dumps(shown)
+    assert _sora(config, "tls", "show", "nope.test").returncode == 1
+    assert _sora(config, "tls", "renew").stdout.strip() == "not due"
+    renewed = _sora(config, "tls", "renew", "--force")
+    assert renewed.returncode == 0, renewed.stderr
+    assert renewed.stdout.strip() == "renewed"
+    assert stored(srv).renewals == 1 and stored(srv).cert_pem != first.cert_pem

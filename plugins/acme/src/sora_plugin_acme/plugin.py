@@ -11,6 +11,8 @@ from sora_kernel.api import ConfigSection, ServiceSpec, hookimpl
 from .settings import AcmeSettings
 
 if TYPE_CHECKING:
+    import typer
+
     from sora_kernel.api import KernelServices
 
     from .manager import AcmeManager
@@ -49,3 +51,11 @@ def sora_tls_context(kernel: KernelServices, server_name: str | None, protocol: 
     """The ACME certificate for the names it covers (and for no SNI, unless ``[tls]`` has files)."""
     manager = manager_for(kernel)
     return manager.context(server_name, protocol) if manager is not None else None
+
+
+@hookimpl
+def sora_cli(app: typer.Typer, bench: typer.Typer) -> None:
+    """``sora tls list|show|renew``."""
+    from .cli import tls_app
+
+    app.add_typer(tls_app, name="tls")
