@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -74,7 +75,7 @@ async def _prepare(config: Any, plugins: Any) -> None:
 
 def run(config: Any, plugins: Any, path: Path, workers: int) -> None:
     """The supervisor (parent) process."""
-    from sora_kernel.embedded import EmbeddedPostgres
+    from sora_kernel.embedded import EmbeddedPostgres, EmbeddedWatchdog
     from sora_kernel.kernel import workers_for
 
     embedded = None
@@ -103,6 +104,13 @@ def run(config: Any, plugins: Any, path: Path, workers: int) -> None:
     command = [sys.executable, "-m", "sora_cli.main", "--config", str(path), "serve", "--worker"]
     procs: dict[int, subprocess.Popen[bytes]] = {}
     stopping = False
+    watchdog = EmbeddedWatchdog(embedded) if embedded is not None else None
+    watch_stop = threading.Event()
+
+    def watch_embedded() -> None:
+        assert watchdog is not None
+        while not watch_stop.wait(1.0):
+            watchdog.check()
 
     def spawn(slot: int) -> None:
         procs[slot] = subprocess.Popen(command, env=env)
@@ -126,9 +134,11 @@ def run(config: Any, plugins: Any, path: Path, workers: int) -> None:
     metrics_addr = config.get("metrics", "addr")
     if metrics_addr:
         dsn = config.get("database", "dsn") or EmbeddedPostgres(config.data_dir / "pg").dsn()
-        _serve_metrics(metrics_addr, metrics_dir, procs, dsn=dsn, expected=count)
+        _serve_metrics(metrics_addr, metrics_dir, procs, dsn=dsn, expected=count, watchdog=watchdog)
     for slot in range(count):
         spawn(slot)
+    if watchdog is not None:
+        threading.Thread(target=watch_embedded, name="embedded-postgres-watchdog", daemon=True).start()
     if _wait_ready(metrics_dir, count, procs, 60):
         lines = [f"  {name:<16} {addr}" for name, addr in addrs]
         if metrics_addr:
@@ -155,6 +165,7 @@ def run(config: Any, plugins: Any, path: Path, workers: int) -> None:
                 proc.kill()
         log.info("all workers stopped")
     finally:
+        watch_stop.set()
         if embedded is not None:
             embedded.stop()
         shutil.rmtree(metrics_dir, ignore_errors=True)
@@ -164,8 +175,9 @@ class WorkerProcessCollector:
     """Process metrics of every worker, labelled by slot (multiprocess mode has no process_*
     metrics of its own): resident memory, CPU seconds, open file descriptors, start time."""
 
-    def __init__(self, procs: dict[int, Any]) -> None:
+    def __init__(self, procs: dict[int, Any], watchdog: Any = None) -> None:
         self.procs = procs
+        self.watchdog = watchdog
         self.ticks = os.sysconf("SC_CLK_TCK")
         self.page = os.sysconf("SC_PAGE_SIZE")
 
@@ -193,9 +205,18 @@ class WorkerProcessCollector:
         yield memory
         yield cpu
         yield fds
+        if self.watchdog is not None:
+            yield GaugeMetricFamily("sora_embedded_postgres_up", "Whether the embedded PostgreSQL is running",
+                                    value=1 if self.watchdog.up else 0)
+            yield CounterMetricFamily("sora_embedded_postgres_restarts", "Restarts of the embedded PostgreSQL "
+                                      "after it died", value=self.watchdog.restarts)
+            yield GaugeMetricFamily("sora_embedded_postgres_last_down_seconds",
+                                    "How long the embedded PostgreSQL was down before its last restart",
+                                    value=self.watchdog.last_down_seconds)
 
 
-def _serve_metrics(addr: str, metrics_dir: str, procs: dict[int, Any], *, dsn: str, expected: int) -> None:
+def _serve_metrics(addr: str, metrics_dir: str, procs: dict[int, Any], *, dsn: str, expected: int,
+                   watchdog: Any = None) -> None:
     from prometheus_client import CollectorRegistry, ProcessCollector, make_wsgi_app
     from prometheus_client.multiprocess import MultiProcessCollector
 
@@ -210,7 +231,7 @@ def _serve_metrics(addr: str, metrics_dir: str, procs: dict[int, Any], *, dsn: s
     registry = CollectorRegistry()
     MultiProcessCollector(registry, path=metrics_dir)
     ProcessCollector(registry=registry)  # the supervisor itself
-    registry.register(WorkerProcessCollector(procs))  # type: ignore[arg-type]
+    registry.register(WorkerProcessCollector(procs, watchdog))  # type: ignore[arg-type]
     host, port = parse_addr(addr)
     health_http.serve(host, port, make_wsgi_app(registry), {
         "workers": health_http.workers_check(procs, expected, ready),

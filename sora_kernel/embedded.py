@@ -138,3 +138,71 @@ class EmbeddedPostgres:
         """Stop the server."""
         if (self.pgdata / "postmaster.pid").exists():
             self._run("pg_ctl", "-D", str(self.pgdata), "-w", "-m", mode, "stop", timeout=60)
+
+    def postmaster_pid(self) -> int | None:
+        """The PID ``postmaster.pid`` names when that process is alive, else None."""
+        try:
+            pid = int((self.pgdata / "postmaster.pid").read_text().split("\n", 1)[0])
+            os.kill(pid, 0)
+        except (OSError, ValueError):
+            return None
+        return pid
+
+
+class EmbeddedWatchdog:
+    """Restarts the embedded PostgreSQL when it dies, as the supervisor restarts workers.
+
+    ``check()`` is cheap (one ``kill(pid, 0)``) and is called about once a second by the supervisor's
+    watchdog thread. A dead server is started again (PostgreSQL's crash recovery replays its WAL, so
+    every committed row is back); a server that keeps dying is retried with a growing pause (1 s
+    doubling to 30 s). Workers' pools and LISTEN connections reconnect on their own.
+    """
+
+    def __init__(self, server: EmbeddedPostgres) -> None:
+        self.server = server
+        self.pid = server.postmaster_pid()
+        self.restarts = 0
+        self.failures = 0
+        self.down_since: float | None = None
+        self.last_down_seconds = 0.0
+        self._next_try = 0.0
+
+    @property
+    def up(self) -> bool:
+        """Whether the server was alive at the last check."""
+        return self.down_since is None
+
+    def check(self) -> None:
+        """Notice a dead server and start it again (with backoff while it keeps failing)."""
+        now = time.monotonic()
+        if self.down_since is None:
+            if self.server.postmaster_pid() is not None:
+                return
+            self.down_since = now
+            log.error("embedded PostgreSQL stopped; restarting", pid=self.pid, pgdata=str(self.server.pgdata),
+                      log_tail=self._log_tail())
+        if now < self._next_try:
+            return
+        try:
+            self.server.start()
+        except (StoreError, OSError, subprocess.SubprocessError) as exc:
+            self.failures += 1
+            pause = min(30.0, 2.0 ** (self.failures - 1))
+            self._next_try = time.monotonic() + pause
+            log.error("embedded PostgreSQL did not restart; retrying", error=str(exc).splitlines()[0],
+                      attempt=self.failures, retry_in_s=pause)
+            return
+        self.pid = self.server.postmaster_pid()
+        self.restarts += 1
+        self.failures = 0
+        self.last_down_seconds = time.monotonic() - self.down_since
+        self.down_since = None
+        log.warning("embedded PostgreSQL restarted", pid=self.pid, down_s=round(self.last_down_seconds, 2),
+                    restarts=self.restarts)
+
+    def _log_tail(self) -> str:
+        try:
+            lines = (self.server.pgdata / "server.log").read_text(errors="replace").splitlines()
+        except OSError:
+            return ""
+        return " | ".join(lines[-3:])
