@@ -126,6 +126,12 @@ class CertificateStore:
             return await conn.fetchval("SELECT value FROM tls_acme_challenges WHERE kind = $1 AND key = $2",
                                        kind, key)
 
+    async def list_challenges(self, kind: str) -> dict[str, str]:
+        """Every pending challenge response of a kind, by key."""
+        async with self.db.write.acquire() as conn:
+            rows = await conn.fetch("SELECT key, value FROM tls_acme_challenges WHERE kind = $1", kind)
+        return {r["key"]: r["value"] for r in rows}
+
     async def delete_challenge(self, kind: str, key: str) -> None:
         """Forget a challenge once validated (or failed)."""
         async with self.db.write.acquire() as conn:

@@ -34,6 +34,7 @@ class Pebble:
     api_ca_file: Path
     root_file: Path
     http_port: int
+    tls_port: int
 
 
 def _free_port(kind: int = socket.SOCK_STREAM) -> int:
@@ -105,7 +106,7 @@ def pebble(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pebble]:
                 time.sleep(0.05)
         root_file = folder / "root.pem"
         root_file.write_bytes(root)
-        yield Pebble(directory, cert_file, root_file, http_port)
+        yield Pebble(directory, cert_file, root_file, http_port, tls_port)
     finally:
         for process in (server, dns):
             process.terminate()

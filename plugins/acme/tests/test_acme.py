@@ -178,3 +178,15 @@ def test_sora_tls_list_show_renew(sora_server: Any, pebble: Any, tmp_path: Any) 
     assert renewed.returncode == 0, renewed.stderr
     assert renewed.stdout.strip() == "renewed"
     assert stored(srv).renewals == 1 and stored(srv).cert_pem != first.cert_pem
+
+
+def test_tls_alpn_01(sora_server: Any, pebble: Any) -> None:
+    srv = acme_server(sora_server, pebble, challenge="tls-alpn-01", http_addr="",
+                      tls_alpn_addr=f"127.0.0.1:{pebble.tls_port}", domains=["alpn.sora.test"])
+    issued = poll(lambda: srv.call(srv.kernel.store.certificates.get_certificate, "alpn.sora.test"))
+    assert issued.names == ("alpn.sora.test",)
+    leaf = x509.load_pem_x509_certificate(issued.cert_pem.encode())
+    assert srv.call(srv.kernel.store.certificates.list_challenges, "tls-alpn-01") == {}  # withdrawn
+    port = srv.port("imap", tls=True)
+    served = poll(lambda: _try(lambda: imaps_certificate(port, "alpn.sora.test", str(pebble.root_file))))
+    assert served.serial_number == leaf.serial_number

@@ -28,7 +28,7 @@ from prometheus_client import Counter, Gauge
 
 from sora_kernel.api import Certificate, CertificateSet, ServiceSpec, StoredCertificate, read_certificate
 
-from .challenge import serve_http01
+from .challenge import serve_http01, serve_tls_alpn01
 from .settings import AcmeSettings
 
 if TYPE_CHECKING:
@@ -192,7 +192,12 @@ class AcmeManager:
         specs = [ServiceSpec("acme", self.run)]
         if self.settings.http_addr:
             specs.append(ServiceSpec("acme-http01", self._http01))
+        if self.settings.tls_alpn_addr:
+            specs.append(ServiceSpec("acme-tls-alpn01", self._tls_alpn01))
         return specs
+
+    async def _tls_alpn01(self, *, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
+        await serve_tls_alpn01(self.kernel, self.settings.tls_alpn_addr, task_status=task_status)
 
     async def _http01(self, *, task_status: Any = anyio.TASK_STATUS_IGNORED) -> None:
         await serve_http01(self.kernel, self.settings.http_addr, task_status=task_status)
