@@ -190,3 +190,17 @@ def test_tls_alpn_01(sora_server: Any, pebble: Any) -> None:
     port = srv.port("imap", tls=True)
     served = poll(lambda: _try(lambda: imaps_certificate(port, "alpn.sora.test", str(pebble.root_file))))
     assert served.serial_number == leaf.serial_number
+
+
+def test_without_a_directory_the_plugin_is_inert(sora_server: Any, sora_certificate: Any) -> None:
+    cert, key = sora_certificate
+    srv = sora_server(plugins=["acme", "imap"], config={"tls": {"cert_file": str(cert), "key_file": str(key)},
+                                                        "imap": {"tls_addr": "127.0.0.1:0"}})
+    assert manager_for(srv.kernel) is None
+    assert not [s for s in srv.kernel.listeners if "acme" in str(s)]
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with socket.create_connection(("127.0.0.1", srv.port("imap", tls=True)), timeout=10) as raw, \
+            context.wrap_socket(raw, server_hostname="localhost") as tls:  # the [tls] file certificate
+        assert tls.recv(1024).startswith(b"* OK")

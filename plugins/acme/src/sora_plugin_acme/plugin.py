@@ -17,19 +17,20 @@ if TYPE_CHECKING:
 
     from .manager import AcmeManager
 
-_MANAGERS: weakref.WeakKeyDictionary[KernelServices, AcmeManager] = weakref.WeakKeyDictionary()
+_MANAGERS: weakref.WeakKeyDictionary[KernelServices, AcmeManager | None] = weakref.WeakKeyDictionary()
 
 
 def manager_for(kernel: KernelServices) -> AcmeManager | None:
     """The kernel's ACME manager, or None when ``[acme] directory`` is empty."""
-    found = _MANAGERS.get(kernel)
-    if found is None:
-        settings = AcmeSettings.from_config(kernel.config)
-        if not settings.directory:
-            return None
+    if kernel in _MANAGERS:  # asked on every handshake: decided once per kernel
+        return _MANAGERS[kernel]
+    settings = AcmeSettings.from_config(kernel.config)
+    found = None
+    if settings.directory:
         from .manager import AcmeManager
 
-        found = _MANAGERS[kernel] = AcmeManager(kernel, settings)
+        found = AcmeManager(kernel, settings)
+    _MANAGERS[kernel] = found
     return found
 
 
