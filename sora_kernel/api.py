@@ -48,6 +48,7 @@ from .errors import (
     PluginError,
     QuotaExceeded,
     SoraError,
+    StorageUnavailable,
     StoreError,
     TemporaryStoreError,
 )
@@ -214,6 +215,7 @@ __all__ = [
     "SieveStore",
     "SoraError",
     "StagedBlob",
+    "StorageUnavailable",
     "StoreError",
     "StoredCertificate",
     "Subscription",

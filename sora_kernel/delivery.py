@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Literal
 import blake3
 import structlog
 
-from .errors import NotFound, QuotaExceeded, TemporaryStoreError
+from .errors import NotFound, QuotaExceeded, StorageUnavailable, TemporaryStoreError
 from .flags import split_flags
 from .mime import normalize_crlf, parse_message
 from .store.mailstore import INBOX
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("sora.delivery")
 
-OutcomeKind = Literal["stored", "duplicate", "discarded", "rejected", "quota", "temporary", "loop"]
+OutcomeKind = Literal["stored", "duplicate", "discarded", "rejected", "quota", "temporary", "storage", "loop"]
 
 
 @dataclass(frozen=True)
@@ -176,6 +176,8 @@ class DeliveryService:
             return stored or DeliveryOutcome(recipient, "discarded", "discarded by filter")
         except QuotaExceeded as exc:
             return DeliveryOutcome(recipient, "quota", str(exc))
+        except StorageUnavailable as exc:  # disk full or read-only: "insufficient system storage"
+            return DeliveryOutcome(recipient, "storage", str(exc))
         except (TemporaryStoreError, OSError) as exc:
             return DeliveryOutcome(recipient, "temporary", str(exc))
 

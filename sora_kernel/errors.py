@@ -23,6 +23,14 @@ class TemporaryStoreError(StoreError):
     """A transient storage fault (database down, timeout): the client should retry later."""
 
 
+class StorageUnavailable(TemporaryStoreError):
+    """The blob store or spool cannot take bytes now: disk full (ENOSPC/EDQUOT) or read-only (EROFS).
+
+    Protocols answer their "insufficient system storage" reply (LMTP ``452 4.3.1``); it clears by
+    itself when space returns.
+    """
+
+
 class NotFound(StoreError):
     """The account, mailbox or message does not exist."""
 

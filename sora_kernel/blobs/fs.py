@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import anyio
 import anyio.to_thread
+import structlog
 
-from ..errors import NotFound
+from ..errors import NotFound, StorageUnavailable
+
+log = structlog.get_logger("sora.blobs")
+
+#: write errors that mean "no room (or no writing) here now", not a broken message
+_NO_ROOM = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
 
 _IO_LIMIT = anyio.CapacityLimiter(16)
 
@@ -55,8 +63,23 @@ class FilesystemBlobStore:
         if target.exists():
             return
         folder = target.parent
-        folder.mkdir(parents=True, exist_ok=True)
         temp = folder / f".{target.name}.{os.getpid()}.{id(data)}.tmp"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            self._write_durably(folder, temp, target, data)
+        except OSError as exc:
+            temp.unlink(missing_ok=True)  # a failed write leaves nothing behind
+            if exc.errno not in _NO_ROOM:
+                raise
+            try:
+                free = shutil.disk_usage(self._root).free
+            except OSError:
+                free = -1
+            log.error("blob store cannot write", path=str(folder), error=errno.errorcode.get(exc.errno or 0, ""),
+                      free_bytes=free, size=len(data))
+            raise StorageUnavailable(f"blob store {self._root}: {os.strerror(exc.errno or 0)}") from exc
+
+    def _write_durably(self, folder: Path, temp: Path, target: Path, data: bytes) -> None:
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
         try:
             view = memoryview(data)

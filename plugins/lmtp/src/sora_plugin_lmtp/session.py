@@ -400,6 +400,8 @@ class LmtpSession(LineSession):
             return reply(552, "5.2.2", f"<{address}> Mailbox full")
         if kind == "loop":
             return reply(554, "5.4.6", f"<{address}> Mail loop detected")
+        if kind == "storage":
+            return reply(452, "4.3.1", f"<{address}> Insufficient system storage, try again later")
         return reply(451, "4.3.0", f"<{address}> Temporary failure, try again later")
 
 
