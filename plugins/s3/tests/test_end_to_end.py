@@ -102,7 +102,7 @@ def test_the_staging_limit_turns_deliveries_into_temporary_failures(
     codes = [code for code, _ in replies]
     accepted = [raw for raw, code in zip(raws, codes, strict=True) if code == 250]
     assert 2 <= len(accepted) < 6
-    assert set(codes[len(accepted):]) == {451}, replies  # the MTA keeps the rest and retries
+    assert set(codes[len(accepted):]) == {452}, replies  # the MTA keeps the rest and retries
     moto_s3.start()
     uploaded_all(server, timeout=30)
     typ, bodies = _fetch_all(server)

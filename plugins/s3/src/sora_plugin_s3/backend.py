@@ -29,7 +29,15 @@ import blake3
 import structlog
 from prometheus_client import Counter, Gauge, Histogram
 
-from sora_kernel.api import BlobCache, KernelServices, NotFound, RemoteBlob, StoreError, TemporaryStoreError
+from sora_kernel.api import (
+    BlobCache,
+    KernelServices,
+    NotFound,
+    RemoteBlob,
+    StorageUnavailable,
+    StoreError,
+    TemporaryStoreError,
+)
 
 from .breaker import BreakerMetrics, BreakerOpen, CircuitBreaker
 from .crypto import DecryptError, StreamDecryptor
@@ -262,7 +270,7 @@ class S3BlobStore:
 
         Over the staging limit (S3 down long enough to fill it) deliveries fail temporarily."""
         if self.staged_bytes + len(data) > self.settings.max_staging:
-            raise TemporaryStoreError(
+            raise StorageUnavailable(
                 f"S3 staging limit reached ({self.staged_bytes} of {self.settings.max_staging} bytes waiting)")
         path = self.spool_path(account_id, content_hash)
         await anyio.to_thread.run_sync(_write_durable, path, data, self.fsync, limiter=_IO_LIMIT)
