@@ -820,9 +820,16 @@ class Session(LineSession):
 
     async def cmd_append(self, cmd: c.Append) -> Ok:
         """APPEND: durable before OK, answered with APPENDUID."""
-        mailbox = await self.store.get_mailbox(self.account_id, cmd.mailbox)
-        if mailbox is None:
-            raise no("Mailbox doesn't exist.", "TRYCREATE")
+        selected = self.selected
+        if selected is not None and (cmd.mailbox == selected.name
+                                     or (selected.name == INBOX and cmd.mailbox.upper() == INBOX)):
+            # the selected mailbox: no lookup (the append statement itself refuses a deleted one)
+            mailbox_id, uidvalidity = selected.id, selected.uidvalidity
+        else:
+            mailbox = await self.store.get_mailbox(self.account_id, cmd.mailbox)
+            if mailbox is None:
+                raise no("Mailbox doesn't exist.", "TRYCREATE")
+            mailbox_id, uidvalidity = mailbox.id, mailbox.uidvalidity
         prepared = []
         for message in cmd.messages:
             if not message.data:
@@ -836,15 +843,17 @@ class Session(LineSession):
                 raise no("Too many keywords.", "LIMIT")
             prepared.append((message, bits, keywords))
         uids: list[int] = []
-        uidvalidity = mailbox.uidvalidity
         for message, bits, keywords in prepared:
-            result = await self.store.append(
-                self.account_id, mailbox.id, message.data, flags=bits, keywords=keywords,
-                internal_date=message.internal_date)
+            try:
+                result = await self.store.append(
+                    self.account_id, mailbox_id, message.data, flags=bits, keywords=keywords,
+                    internal_date=message.internal_date)
+            except NotFound:  # deleted meanwhile by another session
+                raise no("Mailbox doesn't exist.", "TRYCREATE") from None
             uids.append(result.uid)
             uidvalidity = result.uidvalidity
             self.kernel.metrics.appends_total.labels("imap").inc()
-        if self.selected is not None and self.selected.id == mailbox.id:
+        if self.selected is not None and self.selected.id == mailbox_id:
             await self.sync(expunges=True)
         return f"APPENDUID {uidvalidity} {format_sequence_set(uids).decode()}", "Append completed."
 
