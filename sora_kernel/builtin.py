@@ -36,6 +36,8 @@ KERNEL_SECTIONS = [
         Setting("data_dir", "str", "./data", "Embedded PostgreSQL, blobs, caches (relative to this file)."),
         Setting("workers", "int", 0, "Worker processes sharing the listeners; 0 = one per CPU core."),
         Setting("drain_timeout", "duration", "10s", "How long sessions get to finish at shutdown."),
+        Setting("tcp_keepalive", "duration", "2m", "Idle time before TCP keepalive probes on every client "
+                "connection (then 4 probes 30 s apart), so a vanished peer is noticed in minutes; 0 = off."),
     ), "Process-wide settings."),
     ConfigSection("database", (
         Setting("dsn", "str", "", "PostgreSQL DSN; empty runs the embedded server in <data_dir>/pg.", secret=True),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import socket
 import ssl
 import time
 from collections import Counter as Tally
@@ -97,6 +98,19 @@ class Listener:
         return f"{self.protocol}{'s' if self.tls else ''} {host}:{self.port}"
 
 
+def _set_keepalive(sock: socket.socket, idle: float) -> None:
+    """TCP keepalive: a peer that vanished without closing (lost signal, NAT timeout) is noticed after
+    ``idle`` + 4 probes 30 s apart instead of at the session's idle timeout (a POP3 maildrop stays locked till then)."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        if hasattr(socket, "TCP_KEEPIDLE"):  # Linux; other systems keep their defaults
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, max(1, int(idle)))
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, 30)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, 4)
+    except OSError:
+        pass  # a socket already closed by the peer
+
+
 async def serve_tcp(
     kernel: KernelServices,
     *,
@@ -129,7 +143,11 @@ async def serve_tcp(
     hello_policy = ClientHelloPolicy(parse_client_filters(kernel.config.get("tls", "client_filters")),
                                      kernel.registry)
 
+    keepalive = float(kernel.config.get("server", "tcp_keepalive") or 0)
+
     async def handle(stream: SocketStream) -> None:
+        if keepalive > 0:
+            _set_keepalive(stream.extra(SocketAttribute.raw_socket), keepalive)
         remote = stream.extra(SocketAttribute.remote_address)
         conn = Connection(stream, protocol, (str(remote[0]), int(remote[1])), info.port)
         conn.hello_policy = hello_policy  # JA4 and [[tls.client_filters]], implicit TLS and STARTTLS alike
