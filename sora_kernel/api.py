@@ -33,7 +33,7 @@ from . import __version__, flags, mime, search
 from .accounts import InvalidPassword, provision_account, set_account_password
 from .blobs import BlobCache
 from .builtin import PRIVATE_NETWORKS
-from .cli_support import cli_kernel
+from .cli_support import cli_kernel, run_with_kernel
 from .config import Config, parse_addr
 from .connections import ConnectionTracker
 from .delivery import DeliveryOutcome
@@ -239,6 +239,7 @@ __all__ = [
     "parse_networks",
     "provision_account",
     "read_certificate",
+    "run_with_kernel",
     "search",
     "serve_tcp",
     "set_account_password",

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
     from .interfaces import KernelServices
+
+T = TypeVar("T")
 
 
 def cli_kernel() -> AbstractAsyncContextManager[KernelServices]:
@@ -21,3 +24,23 @@ def cli_kernel() -> AbstractAsyncContextManager[KernelServices]:
     from sora_cli.main import open_kernel
 
     return open_kernel()
+
+
+def run_with_kernel(func: Callable[[KernelServices], Awaitable[T]]) -> T:
+    """Run ``func(kernel)`` for one CLI command on a :func:`cli_kernel`; a ``SoraError`` is printed as
+    ``error: ...`` and ends the command with exit code 1."""
+    import asyncio
+
+    import typer
+
+    from .errors import SoraError
+
+    async def go() -> T:
+        async with cli_kernel() as kernel:
+            return await func(kernel)
+
+    try:
+        return asyncio.run(go())
+    except SoraError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None

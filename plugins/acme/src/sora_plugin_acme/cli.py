@@ -2,32 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import datetime
 import json
-from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import typer
 
-from sora_kernel.api import KernelServices, SoraError, StoredCertificate, cli_kernel
+from sora_kernel.api import KernelServices, SoraError, StoredCertificate, run_with_kernel
 
 T = TypeVar("T")
 
 tls_app = typer.Typer(help="Stored TLS certificates (ACME).", no_args_is_help=True)
 
 
-def _run(func: Callable[[KernelServices], Awaitable[T]]) -> T:
-    async def go() -> T:
-        async with cli_kernel() as kernel:
-            return await func(kernel)
-
-    try:
-        return asyncio.run(go())
-    except SoraError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
+_run = run_with_kernel
 
 
 def _summary(row: StoredCertificate) -> dict[str, Any]:

@@ -9,30 +9,20 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
 
 from sora_kernel.api import RELAY_STATES as STATES
-from sora_kernel.api import KernelServices, SoraError, cli_kernel
+from sora_kernel.api import KernelServices, run_with_kernel
 
 T = TypeVar("T")
 
 relay_app = typer.Typer(help="The relay queue (outbound redirect, vacation, bounces).", no_args_is_help=True)
 
 
-def _run(func: Callable[[KernelServices], Awaitable[T]]) -> T:
-    async def go() -> T:
-        async with cli_kernel() as kernel:
-            return await func(kernel)
-
-    try:
-        return asyncio.run(go())
-    except SoraError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from None
+_run = run_with_kernel
 
 
 def _state_option(state: str | None) -> str | None:
